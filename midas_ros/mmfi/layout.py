@@ -155,7 +155,9 @@ def read_csi_mat(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
     mat = scipy.io.loadmat(path)
     for key in ("CSIamp", "CSIphase"):
         if key not in mat:
-            raise ValueError(f"{path}: no {key!r} in the .mat (keys: {sorted(k for k in mat if not k.startswith('__'))})")
+            raise ValueError(
+                f"{path}: no {key!r} in the .mat (keys: {sorted(k for k in mat if not k.startswith('__'))})"
+            )
     amplitude = np.asarray(mat["CSIamp"], dtype=np.float64)
     phase = np.asarray(mat["CSIphase"], dtype=np.float64)
     if amplitude.shape != CSI_SHAPE or phase.shape != CSI_SHAPE:

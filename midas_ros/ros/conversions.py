@@ -1,0 +1,296 @@
+"""numpy <-> sensor_msgs conversions: depth Image, PointCloud2 (any x/y/z layout), the CSI layout.
+
+Written here because message_filters' friends (cv_bridge, sensor_msgs_py) are not installable in this
+environment. Everything reads ``msg.data`` through ``np.frombuffer`` / strided views (no Python loop over
+points) and writes ``bytes`` to ``msg.data`` (rclpy is very slow with element-wise array assignment).
+
+Bad messages raise :class:`ConversionError` whose ``reason`` is a short slug ("bad_encoding", "bad_step",
+"empty", "missing_fields", ...) that the adapter nodes count rejections by.
+
+CSI layout (design.md): a ``PointCloud2`` with height = antennas, width = subcarriers, two fields
+``amplitude`` (offset 0) and ``phase`` (offset 4 x packets), FLOAT32, ``count`` = packets; point_step =
+8 x packets; points row-major by antenna then subcarrier. The model-ready CSI sample (6, S, P) travels in
+the same layout with amplitude = rows 0..2 and phase = rows 3..5.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from sensor_msgs.msg import Image, PointCloud2, PointField
+from std_msgs.msg import Header
+
+IMAGE_DTYPES: dict[str, np.dtype] = {"16UC1": np.dtype(np.uint16), "32FC1": np.dtype(np.float32)}
+# PointField datatype -> numpy dtype (little-endian; byte-swapped for big-endian clouds).
+POINTFIELD_DTYPES: dict[int, np.dtype] = {
+    PointField.INT8: np.dtype("i1"),
+    PointField.UINT8: np.dtype("u1"),
+    PointField.INT16: np.dtype("<i2"),
+    PointField.UINT16: np.dtype("<u2"),
+    PointField.INT32: np.dtype("<i4"),
+    PointField.UINT32: np.dtype("<u4"),
+    PointField.FLOAT32: np.dtype("<f4"),
+    PointField.FLOAT64: np.dtype("<f8"),
+}
+_NATIVE_BIG_ENDIAN = sys.byteorder == "big"
+
+
+class ConversionError(ValueError):
+    """A message that cannot be converted; ``reason`` is a short slug for rejection counters."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _copy_header(header: Header | None) -> Header:
+    out = Header()
+    if header is not None:
+        out.stamp = header.stamp
+        out.frame_id = header.frame_id
+    return out
+
+
+def _with_order(dtype: np.dtype, big_endian: bool) -> np.dtype:
+    return dtype.newbyteorder(">" if big_endian else "<")
+
+
+# -- Image ------------------------------------------------------------------------------------------------
+
+
+def image_to_array(msg: Image) -> np.ndarray:
+    """A 16UC1 or 32FC1 Image as a native-endian (H, W) array (uint16 or float32), a copy."""
+    dtype = IMAGE_DTYPES.get(msg.encoding)
+    if dtype is None:
+        raise ConversionError(
+            "bad_encoding",
+            f"image encoding {msg.encoding!r} is not supported (use one of {list(IMAGE_DTYPES)})",
+        )
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0 or len(msg.data) == 0:
+        raise ConversionError("empty", f"empty image ({height} x {width}, {len(msg.data)} bytes)")
+    row_bytes = width * dtype.itemsize
+    if step < row_bytes:
+        raise ConversionError("bad_step", f"step {step} < width {width} x {dtype.itemsize} bytes")
+    if len(msg.data) < step * (height - 1) + row_bytes:
+        raise ConversionError(
+            "bad_size",
+            f"image data has {len(msg.data)} bytes, {height} rows of step {step} need {step * height}",
+        )
+    buf = np.frombuffer(msg.data, dtype=np.uint8)
+    # Rows may be padded (step > width x bytes): a strided view skips the padding without a loop.
+    view = np.ndarray(
+        shape=(height, width),
+        dtype=_with_order(dtype, bool(msg.is_bigendian)),
+        buffer=buf,
+        strides=(step, dtype.itemsize),
+    )
+    return view.astype(dtype, copy=True)
+
+
+def array_to_image(array: np.ndarray, header: Header | None = None, encoding: str | None = None) -> Image:
+    """An (H, W) uint16 or float32 array as an Image (16UC1 / 32FC1, native byte order, dense rows)."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 2:
+        raise ConversionError("bad_shape", f"an image needs a 2-D array, got shape {array.shape}")
+    if encoding is None:
+        encoding = "16UC1" if array.dtype == np.uint16 else "32FC1"
+    if encoding not in IMAGE_DTYPES:
+        raise ConversionError("bad_encoding", f"cannot write encoding {encoding!r}")
+    array = np.ascontiguousarray(array, dtype=IMAGE_DTYPES[encoding])
+    msg = Image()
+    msg.header = _copy_header(header)
+    msg.height, msg.width = (int(n) for n in array.shape)
+    msg.encoding = encoding
+    msg.is_bigendian = _NATIVE_BIG_ENDIAN
+    msg.step = int(array.shape[1] * array.itemsize)
+    msg.data = array.tobytes()
+    return msg
+
+
+# -- PointCloud2 ------------------------------------------------------------------------------------------
+
+
+def _cloud_view(msg: PointCloud2, names: tuple[str, ...], formats: dict[str, np.dtype]) -> np.ndarray:
+    """A (height, width) structured view of the named fields, honouring offsets, steps and endianness."""
+    height, width = int(msg.height), int(msg.width)
+    point_step, row_step = int(msg.point_step), int(msg.row_step)
+    if height == 0 or width == 0 or len(msg.data) == 0:
+        raise ConversionError("empty", f"empty cloud ({height} x {width}, {len(msg.data)} bytes)")
+    fields = {f.name: f for f in msg.fields}
+    missing = [n for n in names if n not in fields]
+    if missing:
+        raise ConversionError(
+            "missing_fields", f"cloud lacks field(s) {missing}; it has {[f.name for f in msg.fields]}"
+        )
+    big = bool(msg.is_bigendian)
+    dtype_fields = {"names": [], "formats": [], "offsets": [], "itemsize": point_step}
+    for n in names:
+        fmt = _with_order(formats[n], big)
+        if int(fields[n].offset) + fmt.itemsize > point_step:
+            raise ConversionError(
+                "bad_field_offset",
+                f"field {n!r} at offset {fields[n].offset} ({fmt.itemsize} bytes) "
+                f"overruns point_step {point_step}",
+            )
+        dtype_fields["names"].append(n)
+        dtype_fields["formats"].append(fmt)
+        dtype_fields["offsets"].append(int(fields[n].offset))
+    if row_step < width * point_step:
+        raise ConversionError("bad_step", f"row_step {row_step} < width {width} x point_step {point_step}")
+    needed = row_step * (height - 1) + width * point_step
+    if len(msg.data) < needed:
+        raise ConversionError("bad_size", f"cloud data has {len(msg.data)} bytes, the header needs {needed}")
+    return np.ndarray(
+        shape=(height, width),
+        dtype=np.dtype(dtype_fields),
+        buffer=np.frombuffer(msg.data, dtype=np.uint8),
+        strides=(row_step, point_step),
+    )
+
+
+def pointcloud2_to_xyz(msg: PointCloud2, drop_invalid: bool = True) -> np.ndarray:
+    """x, y, z of any PointCloud2 (Ouster, Velodyne, Livox, organised or not) as (N, 3) float32.
+
+    ``drop_invalid`` removes points with a non-finite coordinate (whatever ``is_dense`` says) and exact
+    (0, 0, 0) points, which drivers such as Ouster's publish for "no return". N = height x width otherwise.
+    """
+    fields = {f.name: f for f in msg.fields}
+    formats = {}
+    for n in ("x", "y", "z"):
+        f = fields.get(n)
+        if f is not None and f.datatype not in (PointField.FLOAT32, PointField.FLOAT64):
+            raise ConversionError("bad_field_type", f"field {n!r} has datatype {f.datatype}, need FLOAT32/64")
+        formats[n] = POINTFIELD_DTYPES[f.datatype] if f is not None else POINTFIELD_DTYPES[PointField.FLOAT32]
+    view = _cloud_view(msg, ("x", "y", "z"), formats)
+    offsets = [int(fields[n].offset) for n in ("x", "y", "z")]
+    size = formats["x"].itemsize
+    if formats["x"] == formats["y"] == formats["z"] and offsets == [offsets[0] + size * i for i in range(3)]:
+        # x, y, z side by side (every common driver): one strided (H, W, 3) view, 5x faster than by field.
+        xyz_view = np.ndarray(
+            shape=(*view.shape, 3),
+            dtype=_with_order(formats["x"], bool(msg.is_bigendian)),
+            buffer=np.frombuffer(msg.data, dtype=np.uint8),
+            offset=offsets[0],
+            strides=(*view.strides, size),
+        )
+        xyz = xyz_view.reshape(-1, 3).astype(np.float32)
+    else:
+        flat = view.reshape(-1)
+        xyz = np.empty((flat.shape[0], 3), dtype=np.float32)
+        for i, n in enumerate(("x", "y", "z")):
+            xyz[:, i] = flat[n]
+    if drop_invalid:
+        x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]  # column-wise tests: far faster than .all(axis=1)
+        keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(z) & ((x != 0) | (y != 0) | (z != 0))
+        xyz = xyz[keep]
+    return xyz
+
+
+def xyz_to_pointcloud2(points: np.ndarray, header: Header | None = None) -> PointCloud2:
+    """(N, 3) points as an unorganised PointCloud2 with float32 x, y, z (point_step 12)."""
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise ConversionError("bad_shape", f"points need shape (N, 3), got {points.shape}")
+    xyz = np.ascontiguousarray(points[:, :3], dtype="<f4")
+    msg = PointCloud2()
+    msg.header = _copy_header(header)
+    msg.height, msg.width = 1, int(xyz.shape[0])
+    msg.fields = [
+        PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate("xyz")
+    ]
+    msg.is_bigendian = False
+    msg.point_step = 12
+    msg.row_step = 12 * msg.width
+    msg.is_dense = bool(np.isfinite(xyz).all())
+    msg.data = xyz.tobytes()
+    return msg
+
+
+# -- CSI layout -------------------------------------------------------------------------------------------
+
+
+def csi_to_pointcloud2(amplitude: np.ndarray, phase: np.ndarray, header: Header | None = None) -> PointCloud2:
+    """amplitude, phase (antennas, subcarriers, packets) as a PointCloud2 in the CSI layout."""
+    amplitude, phase = np.asarray(amplitude), np.asarray(phase)
+    if amplitude.ndim != 3 or amplitude.shape != phase.shape or 0 in amplitude.shape:
+        raise ConversionError(
+            "bad_shape",
+            f"amplitude and phase need the same non-empty (antennas, subcarriers, packets) shape, "
+            f"got {amplitude.shape} and {phase.shape}",
+        )
+    antennas, subcarriers, packets = (int(n) for n in amplitude.shape)
+    # Per point (antenna, subcarrier): `packets` amplitudes, then `packets` phases.
+    data = np.concatenate([amplitude, phase], axis=2).astype("<f4", copy=False)
+    msg = PointCloud2()
+    msg.header = _copy_header(header)
+    msg.height, msg.width = antennas, subcarriers
+    msg.fields = [
+        PointField(name="amplitude", offset=0, datatype=PointField.FLOAT32, count=packets),
+        PointField(name="phase", offset=4 * packets, datatype=PointField.FLOAT32, count=packets),
+    ]
+    msg.is_bigendian = False
+    msg.point_step = 8 * packets
+    msg.row_step = msg.point_step * subcarriers
+    msg.is_dense = bool(np.isfinite(data).all())
+    msg.data = np.ascontiguousarray(data).tobytes()
+    return msg
+
+
+def pointcloud2_to_csi(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray]:
+    """A CSI-layout PointCloud2 as (amplitude, phase), each (antennas, subcarriers, packets) float32."""
+    fields = {f.name: f for f in msg.fields}
+    counts = set()
+    for n in ("amplitude", "phase"):
+        f = fields.get(n)
+        if f is None:
+            continue  # reported by _cloud_view with the list of fields present
+        if f.datatype != PointField.FLOAT32:
+            raise ConversionError(
+                "bad_field_type", f"CSI field {n!r} has datatype {f.datatype}, need FLOAT32"
+            )
+        counts.add(int(f.count))
+    if len(counts) > 1 or 0 in counts:
+        raise ConversionError("bad_count", f"amplitude and phase need the same non-zero count, got {counts}")
+    packets = counts.pop() if counts else 1
+    fmt = np.dtype(("<f4", (packets,)))
+    view = _cloud_view(msg, ("amplitude", "phase"), {"amplitude": fmt, "phase": fmt})
+    return (
+        np.ascontiguousarray(view["amplitude"], dtype=np.float32),
+        np.ascontiguousarray(view["phase"], dtype=np.float32),
+    )
+
+
+# -- model-ready samples (/midas/sample/<modality>) ------------------------------------------------------
+
+
+def sample_to_msg(modality: str, sample: np.ndarray, header: Header | None = None) -> Image | PointCloud2:
+    """A preprocessed sample (preprocess.py's output) as its sample-topic message (design.md)."""
+    sample = np.asarray(sample, dtype=np.float32)
+    if modality == "depth":
+        return array_to_image(sample, header, encoding="32FC1")  # (1, H, W) metres
+    if modality == "lidar":
+        return xyz_to_pointcloud2(sample, header)  # (N, 3)
+    if modality == "csi":
+        if sample.ndim != 3 or sample.shape[0] % 2:
+            raise ConversionError(
+                "bad_shape", f"a CSI sample needs shape (2 x antennas, S, P), got {sample.shape}"
+            )
+        half = sample.shape[0] // 2
+        return csi_to_pointcloud2(sample[:half], sample[half:], header)
+    raise ValueError(f"unknown modality {modality!r}")
+
+
+def msg_to_sample(modality: str, msg: Image | PointCloud2) -> np.ndarray:
+    """A sample-topic message back to the model's array: depth (1, H, W), lidar (N, 3), csi (6, S, P)."""
+    if modality == "depth":
+        return image_to_array(msg).astype(np.float32, copy=False)[None]
+    if modality == "lidar":
+        return pointcloud2_to_xyz(msg, drop_invalid=False)
+    if modality == "csi":
+        amplitude, phase = pointcloud2_to_csi(msg)
+        return np.concatenate([amplitude, phase], axis=0)
+    raise ValueError(f"unknown modality {modality!r}")

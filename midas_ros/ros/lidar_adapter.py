@@ -1,0 +1,55 @@
+"""LiDAR adapter: sensor_msgs/PointCloud2 (any x/y/z float layout) -> /midas/sample/lidar (512 x, y, z)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sensor_msgs.msg import PointCloud2
+
+from midas_ros.preprocess import LIDAR_NUM_POINTS, LidarROI, preprocess_lidar
+from midas_ros.ros.adapter import AdapterNode, run_node
+from midas_ros.ros.conversions import pointcloud2_to_xyz
+
+
+class LidarAdapter(AdapterNode):
+    """Crops the cloud to the sensing area and samples the model's fixed point count."""
+
+    modality = "lidar"
+    input_type = PointCloud2
+    output_type = PointCloud2
+    default_input_topic = "/ouster/points"
+
+    def declare_modality_parameters(self) -> None:
+        defaults = LidarROI()
+        bounds = {
+            f"roi_{axis}_{end}": self.param(
+                f"roi_{axis}_{end}",
+                float(getattr(defaults, f"{axis}_{end}")),
+                f"region of interest: {end} {axis} in the LiDAR frame (m)",
+            )
+            for axis in "xyz"
+            for end in ("min", "max")
+        }
+        self.roi = LidarROI(**{key.removeprefix("roi_"): value for key, value in bounds.items()})
+        self.voxel_size_m: float = self.param("voxel_size_m", 0.02, "voxel downsampling size (m)")
+        self.min_points: int = self.param("min_points", 16, "fewer points than this in the ROI: rejected")
+
+    def to_sample(self, msg: PointCloud2) -> np.ndarray:
+        points = pointcloud2_to_xyz(msg, drop_invalid=False)
+        # (0, 0, 0) is "no return" in organised clouds (Ouster); NaN/Inf are left to preprocess_lidar,
+        # which drops them and names an all-invalid cloud "non_finite".
+        points = points[(points[:, 0] != 0) | (points[:, 1] != 0) | (points[:, 2] != 0)]
+        return preprocess_lidar(
+            points,
+            roi=self.roi,
+            num_points=LIDAR_NUM_POINTS,
+            voxel_size_m=self.voxel_size_m,
+            min_points=self.min_points,
+        )
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(LidarAdapter, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""numpy <-> sensor_msgs conversions on real driver layouts (built here byte for byte)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+from ros_utils import make_cloud
+from sensor_msgs.msg import Image, PointCloud2, PointField
+from std_msgs.msg import Header
+
+from midas_ros.ros.conversions import (
+    ConversionError,
+    array_to_image,
+    csi_to_pointcloud2,
+    image_to_array,
+    msg_to_sample,
+    pointcloud2_to_csi,
+    pointcloud2_to_xyz,
+    sample_to_msg,
+    xyz_to_pointcloud2,
+)
+
+F32, F64, U8, U16, U32 = (
+    PointField.FLOAT32,
+    PointField.FLOAT64,
+    PointField.UINT8,
+    PointField.UINT16,
+    PointField.UINT32,
+)
+
+
+def header(sec: int = 12, nanosec: int = 345, frame: str = "cam") -> Header:
+    h = Header(frame_id=frame)
+    h.stamp.sec, h.stamp.nanosec = sec, nanosec
+    return h
+
+
+def ouster_cloud(big: bool = False):
+    rng = np.random.default_rng(0)
+    xyz = rng.uniform(-5, 5, (64, 1024, 3)).astype(np.float32)
+    no_return = rng.random((64, 1024)) < 0.2
+    xyz[no_return] = 0.0
+    return make_cloud(xyz, "ouster", big_endian=big), xyz.reshape(-1, 3)[~no_return.reshape(-1)]
+
+
+def velodyne_cloud(n: int = 500):
+    xyz = np.random.default_rng(1).normal(0, 3, (n, 3)).astype(np.float32)
+    return make_cloud(xyz, "velodyne"), xyz
+
+
+def livox_cloud(n: int = 300):
+    # is_dense true yet with NaNs, as the Livox driver publishes.
+    xyz = np.random.default_rng(2).uniform(1, 9, (n, 3)).astype(np.float32)
+    xyz[::10, 1] = np.nan
+    return make_cloud(xyz, "livox", is_dense=True), xyz[np.isfinite(xyz).all(axis=1)]
+
+
+# -- Image ------------------------------------------------------------------------------------------------
+
+
+def test_image_16uc1_roundtrip_keeps_header():
+    depth = np.random.default_rng(0).integers(0, 8000, (48, 64), dtype=np.uint16)
+    msg = array_to_image(depth, header(5, 6, "depth_optical"))
+    assert (msg.encoding, msg.step, msg.height, msg.width) == ("16UC1", 128, 48, 64)
+    assert msg.header.stamp.sec == 5 and msg.header.stamp.nanosec == 6
+    assert msg.header.frame_id == "depth_optical"
+    out = image_to_array(msg)
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, depth)
+
+
+def test_image_32fc1_big_endian_and_padded_rows():
+    depth = np.linspace(0.5, 4.0, 6 * 5, dtype=np.float32).reshape(6, 5)
+    depth[2, 3] = np.nan
+    rows = depth.astype(">f4").view(np.uint8).reshape(6, 20)
+    padded = np.concatenate([rows, np.zeros((6, 12), np.uint8)], axis=1)  # step 32 > 20
+    msg = Image(height=6, width=5, encoding="32FC1", is_bigendian=True, step=32, data=padded.tobytes())
+    out = image_to_array(msg)
+    assert out.dtype == np.float32 and out.dtype.isnative
+    np.testing.assert_array_equal(out, depth)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"encoding": "rgb8", "height": 2, "width": 2, "step": 6, "data": bytes(12)}, "bad_encoding"),
+        ({"encoding": "16UC1", "height": 2, "width": 4, "step": 6, "data": bytes(16)}, "bad_step"),
+        ({"encoding": "16UC1", "height": 4, "width": 4, "step": 8, "data": bytes(16)}, "bad_size"),
+        ({"encoding": "32FC1", "height": 0, "width": 0, "step": 0, "data": b""}, "empty"),
+    ],
+)
+def test_image_rejections(kwargs, reason):
+    with pytest.raises(ConversionError) as err:
+        image_to_array(Image(**kwargs))
+    assert err.value.reason == reason
+
+
+# -- PointCloud2 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_ouster_organised_padded(big):
+    msg, expected = ouster_cloud(big=big)
+    assert (msg.height, msg.width, msg.point_step) == (64, 1024, 48)
+    xyz = pointcloud2_to_xyz(msg)
+    assert xyz.dtype == np.float32 and xyz.dtype.isnative
+    np.testing.assert_array_equal(xyz, expected)  # zeros (no return) dropped, order kept
+    assert pointcloud2_to_xyz(msg, drop_invalid=False).shape == (64 * 1024, 3)
+
+
+def test_velodyne_and_livox():
+    msg, expected = velodyne_cloud()
+    np.testing.assert_array_equal(pointcloud2_to_xyz(msg), expected)
+    msg, expected = livox_cloud()
+    assert msg.point_step == 26 and msg.is_dense
+    xyz = pointcloud2_to_xyz(msg)
+    np.testing.assert_array_equal(xyz, expected)  # NaNs dropped despite is_dense
+    assert len(xyz) == 270
+
+
+def test_row_step_padding_is_skipped():
+    xyz = np.stack([np.arange(12).reshape(3, 4) + 10 * i + 1 for i in range(3)], axis=-1)
+    msg = make_cloud(xyz, "velodyne", row_pad=7)
+    assert msg.row_step == 4 * 22 + 7
+    out = pointcloud2_to_xyz(msg)
+    np.testing.assert_array_equal(out[:, 0], np.arange(12) + 1)
+    np.testing.assert_array_equal(out[:, 2], np.arange(12) + 21)
+
+
+def test_xyz_roundtrip():
+    pts = np.random.default_rng(3).normal(size=(512, 3)).astype(np.float32)
+    msg = xyz_to_pointcloud2(pts, header(1, 2, "lidar"))
+    assert (msg.width, msg.point_step, msg.row_step, msg.is_dense) == (512, 12, 6144, True)
+    assert msg.header.frame_id == "lidar"
+    np.testing.assert_array_equal(pointcloud2_to_xyz(msg), pts)
+
+
+def test_cloud_rejections():
+    msg, _ = velodyne_cloud(10)
+    no_z = PointCloud2(
+        height=1,
+        width=10,
+        point_step=msg.point_step,
+        row_step=msg.row_step,
+        data=msg.data,
+        fields=msg.fields[:2],
+    )
+    with pytest.raises(ConversionError) as err:
+        pointcloud2_to_xyz(no_z)
+    assert err.value.reason == "missing_fields"
+    msg.fields[0].datatype = U16
+    with pytest.raises(ConversionError) as err:
+        pointcloud2_to_xyz(msg)
+    assert err.value.reason == "bad_field_type"
+    msg, _ = velodyne_cloud(10)
+    msg.data = msg.data[:-5]
+    with pytest.raises(ConversionError) as err:
+        pointcloud2_to_xyz(msg)
+    assert err.value.reason == "bad_size"
+    msg, _ = velodyne_cloud(10)
+    msg.row_step = 5
+    with pytest.raises(ConversionError) as err:
+        pointcloud2_to_xyz(msg)
+    assert err.value.reason == "bad_step"
+    with pytest.raises(ConversionError) as err:
+        pointcloud2_to_xyz(PointCloud2())
+    assert err.value.reason == "empty"
+
+
+# -- CSI layout -------------------------------------------------------------------------------------------
+
+
+def test_csi_layout_roundtrip_and_byte_layout():
+    rng = np.random.default_rng(4)
+    amp = rng.random((3, 114, 10), dtype=np.float32)
+    pha = rng.uniform(-np.pi, np.pi, (3, 114, 10)).astype(np.float32)
+    msg = csi_to_pointcloud2(amp, pha, header(9, 9, "wifi_rx"))
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (3, 114, 80, 80 * 114)
+    assert [(f.name, f.offset, f.datatype, f.count) for f in msg.fields] == [
+        ("amplitude", 0, F32, 10),
+        ("phase", 40, F32, 10),
+    ]
+    # Row-major by antenna then subcarrier: point (a=1, s=2) starts at (1 * 114 + 2) * 80.
+    raw = np.frombuffer(bytes(msg.data), "<f4")
+    start = (1 * 114 + 2) * 20
+    np.testing.assert_array_equal(raw[start : start + 10], amp[1, 2])
+    np.testing.assert_array_equal(raw[start + 10 : start + 20], pha[1, 2])
+    a2, p2 = pointcloud2_to_csi(msg)
+    np.testing.assert_array_equal(a2, amp)
+    np.testing.assert_array_equal(p2, pha)
+
+
+def test_csi_rejections():
+    with pytest.raises(ConversionError) as err:
+        csi_to_pointcloud2(np.zeros((3, 114, 10)), np.zeros((3, 114, 9)))
+    assert err.value.reason == "bad_shape"
+    msg = csi_to_pointcloud2(np.ones((3, 4, 2)), np.ones((3, 4, 2)))
+    msg.fields[1].count = 3
+    with pytest.raises(ConversionError) as err:
+        pointcloud2_to_csi(msg)
+    assert err.value.reason == "bad_count"
+    msg, _ = velodyne_cloud(10)
+    with pytest.raises(ConversionError) as err:
+        pointcloud2_to_csi(msg)
+    assert err.value.reason == "missing_fields"
+
+
+def test_sample_messages_roundtrip():
+    rng = np.random.default_rng(5)
+    samples = {
+        "depth": rng.random((1, 96, 128), dtype=np.float32),
+        "lidar": rng.normal(size=(512, 3)).astype(np.float32),
+        "csi": rng.normal(size=(6, 114, 10)).astype(np.float32),
+    }
+    for modality, sample in samples.items():
+        msg = sample_to_msg(modality, sample, header(3, 4, modality))
+        assert msg.header.stamp.sec == 3 and msg.header.frame_id == modality
+        back = msg_to_sample(modality, msg)
+        assert back.shape == sample.shape
+        np.testing.assert_array_equal(back, sample)
+    assert sample_to_msg("depth", samples["depth"]).encoding == "32FC1"
+
+
+@pytest.mark.parametrize("order", [("x", "y", "z"), ("z", "x", "y")], ids=["consecutive", "shuffled"])
+@pytest.mark.parametrize("big", [False, True])
+def test_float64_and_shuffled_fields(order, big):
+    # Layouts outside the common drivers: float64 coordinates, fields in another order, a leading pad.
+    xyz = np.random.default_rng(6).normal(size=(40, 3))
+    e = ">" if big else "<"
+    offsets = {name: 4 + 8 * i for i, name in enumerate(order)}
+    dt = np.dtype(
+        {
+            "names": list("xyz"),
+            "formats": [e + "f8"] * 3,
+            "offsets": [offsets[c] for c in "xyz"],
+            "itemsize": 32,
+        }
+    )
+    arr = np.zeros(40, dt)
+    for i, c in enumerate("xyz"):
+        arr[c] = xyz[:, i]
+    msg = PointCloud2(
+        height=1, width=40, point_step=32, row_step=32 * 40, is_bigendian=big, data=arr.tobytes()
+    )
+    msg.fields = [PointField(name=c, offset=offsets[c], datatype=PointField.FLOAT64, count=1) for c in "xyz"]
+    out = pointcloud2_to_xyz(msg)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, xyz.astype(np.float32))
