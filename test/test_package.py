@@ -40,7 +40,9 @@ def test_every_ros_message_package_used_is_declared() -> None:
     used = set()
     for path in (REPO_ROOT / "midas_ros").rglob("*.py"):
         for match in re.finditer(
-            r"^\s*(?:from|import) (\w+_msgs|rclpy|rcl_interfaces|ament_index_python)\b", path.read_text(), re.M
+            r"^\s*(?:from|import) (\w+_msgs|rclpy|rcl_interfaces|ament_index_python)\b",
+            path.read_text(),
+            re.M,
         ):
             used.add(match.group(1))
     assert used, "midas_ros imports no ROS package at all"

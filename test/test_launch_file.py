@@ -1,0 +1,139 @@
+"""Static checks of launch/fusion.launch.py (launch and launch_ros are not installable here).
+
+Parsed with ast: every midas_ros executable it runs is a console script in setup.py, every file it
+loads exists and is installed, every launch argument is used (and every one used is declared), the
+options it passes to `bringup` are ones bringup accepts, and its default topics are the adapters'.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+
+LAUNCH_FILE = REPO_ROOT / "launch" / "fusion.launch.py"
+
+
+def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+    ]
+
+
+def _keyword(call: ast.Call, name: str) -> ast.expr | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _literal_str(node: ast.expr | None, constants: dict[str, str]) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Name):
+        return constants.get(node.id)
+    return None
+
+
+@pytest.fixture(scope="module")
+def tree() -> ast.Module:
+    return ast.parse(LAUNCH_FILE.read_text(), filename=str(LAUNCH_FILE))
+
+
+@pytest.fixture(scope="module")
+def constants(tree: ast.Module) -> dict[str, str]:
+    """Module-level NAME = "string" assignments (e.g. PACKAGE)."""
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and isinstance(node.value.value, str):
+                    found[target.id] = node.value.value
+    return found
+
+
+def console_scripts() -> set[str]:
+    setup = ast.parse((REPO_ROOT / "setup.py").read_text())
+    for node in ast.walk(setup):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == "console_scripts":
+                    return {ast.literal_eval(item).split("=")[0].strip() for item in value.elts}
+    raise AssertionError("setup.py declares no console_scripts")
+
+
+def test_defines_generate_launch_description(tree: ast.Module) -> None:
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+
+
+def test_every_executable_is_a_console_script(tree: ast.Module, constants: dict[str, str]) -> None:
+    scripts = console_scripts()
+    executables = []
+    for call in _calls(tree, "Node"):
+        package = _literal_str(_keyword(call, "package"), constants)
+        executable = _keyword(call, "executable")
+        if package != "midas_ros":
+            continue
+        if isinstance(executable, ast.Name):  # Node(...) for executable in (...)
+            comprehension = next(
+                g for g in ast.walk(tree) if isinstance(g, ast.comprehension) and g.target.id == executable.id
+            )
+            executables += [ast.literal_eval(e) for e in comprehension.iter.elts]
+        else:
+            executables.append(_literal_str(executable, constants))
+    assert set(executables) >= {"depth_adapter", "lidar_adapter", "csi_adapter", "fusion_node", "bringup"}
+    assert set(executables) <= scripts, set(executables) - scripts
+
+
+def test_every_loaded_file_exists_and_is_installed(tree: ast.Module) -> None:
+    setup_text = (REPO_ROOT / "setup.py").read_text()
+    loaded = []
+    for call in _calls(tree, "PathJoinSubstitution"):
+        parts = [ast.literal_eval(p) for p in call.args[0].elts if isinstance(p, ast.Constant)]
+        loaded.append(Path(*parts))
+    assert {p.name for p in loaded} >= {"adapters.yaml", "midas.yaml", "midas.rviz"}
+    for relative in loaded:
+        assert (REPO_ROOT / relative).is_file(), f"the launch file loads {relative}, which does not exist"
+        assert f'glob("{relative.parent}/*{relative.suffix}")' in setup_text, (
+            f"setup.py does not install {relative}"
+        )
+
+
+def test_launch_arguments_are_declared_and_used(tree: ast.Module) -> None:
+    declared = {ast.literal_eval(c.args[0]) for c in _calls(tree, "DeclareLaunchArgument")}
+    used = {ast.literal_eval(c.args[0]) for c in _calls(tree, "LaunchConfiguration")}
+    assert declared >= {"use_sim_time", "device", "composed"}
+    assert declared - used == set(), "declared but never used"
+    assert used - declared == set(), "used but never declared"
+
+
+def test_bringup_accepts_the_options_passed_to_it(tree: ast.Module, constants: dict[str, str]) -> None:
+    from midas_ros.ros.bringup import build_arg_parser
+
+    call = next(
+        c for c in _calls(tree, "Node") if _literal_str(_keyword(c, "executable"), constants) == "bringup"
+    )
+    assert _keyword(call, "name") is None  # a name would rename every node in the composed process
+    arguments = _keyword(call, "arguments").elts
+    options = [a.value for a in arguments if isinstance(a, ast.Constant) and a.value.startswith("--")]
+    accepted = {s for action in build_arg_parser()._actions for s in action.option_strings}
+    assert options and set(options) <= accepted
+
+
+def test_default_topics_are_the_adapters_inputs(tree: ast.Module) -> None:
+    from midas_ros.ros.csi_adapter import CsiAdapter
+    from midas_ros.ros.depth_adapter import DepthAdapter
+    from midas_ros.ros.lidar_adapter import LidarAdapter
+
+    assignment = next(
+        n
+        for n in tree.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "DEFAULT_TOPICS"
+    )
+    topics = ast.literal_eval(assignment.value)
+    assert topics == {
+        "depth_topic": DepthAdapter.default_input_topic,
+        "lidar_topic": LidarAdapter.default_input_topic,
+        "csi_topic": CsiAdapter.default_input_topic,
+    }
