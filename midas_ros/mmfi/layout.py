@@ -141,6 +141,9 @@ def read_lidar_bin(path: Path | str) -> np.ndarray:
 # --- wifi-csi: .mat with CSIamp and CSIphase, 3 x 114 x 10 ------------------------------------------
 
 
+_MAT_HEADER_TEXT = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: midas_ros.sim"
+
+
 def write_csi_mat(path: Path | str, amplitude: np.ndarray, phase: np.ndarray) -> None:
     """Write CSI amplitude and phase (antennas x subcarriers x packets) as MM-Fi's .mat."""
     amplitude = np.asarray(amplitude, dtype=np.float64)
@@ -148,6 +151,9 @@ def write_csi_mat(path: Path | str, amplitude: np.ndarray, phase: np.ndarray) ->
     if amplitude.shape != CSI_SHAPE or phase.shape != CSI_SHAPE:
         raise ValueError(f"CSI must be {CSI_SHAPE}, got {amplitude.shape} and {phase.shape}")
     scipy.io.savemat(path, {"CSIamp": amplitude, "CSIphase": phase}, do_compression=False)
+    # scipy stamps the creation time into the 116-byte text header: pin it so a seed gives identical bytes.
+    with open(path, "r+b") as stream:
+        stream.write(_MAT_HEADER_TEXT.ljust(116, b" "))
 
 
 def read_csi_mat(path: Path | str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,184 @@
+"""Depth camera: ray-cast z-depth of the room and the body, with RealSense-D435-like noise.
+
+The camera sits at DEPTH_CAMERA_POSITION (sim.sensors) looking along +x of the room (design.md). The
+image is the optical frame: z forward (room +x), x right (room -y), y down (room -z). Values are z-depth
+in mm, 0 = no return.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import open3d as o3d
+
+from midas_ros.sim.sensors import (
+    DEPTH_CAMERA_POSITION,
+    DEPTH_CX,
+    DEPTH_CY,
+    DEPTH_FX,
+    DEPTH_FY,
+    DEPTH_HEIGHT,
+    DEPTH_WIDTH,
+)
+
+# Active stereo: depth z = f * B / disparity. Disparity noise of a fraction of a pixel gives the
+# z^2 growth of the error; the baseline also casts an IR shadow left of near objects.
+DEPTH_BASELINE_M = 0.05
+DEPTH_SUBPIXEL_STD = 0.08  # disparity noise, pixels (D435 datasheet: subpixel RMS 0.08)
+DEPTH_SUBPIXEL_STEPS = 32  # disparity is reported in 1/32 pixel steps, so far depth comes in steps
+DEPTH_MIN_M = 0.2
+DEPTH_MAX_M = 10.0
+
+
+@lru_cache(maxsize=1)
+def _pixel_directions() -> np.ndarray:
+    """(H, W, 3) room-frame ray directions scaled so their x component is 1 (so ray t = z-depth)."""
+    u = np.arange(DEPTH_WIDTH, dtype=np.float32)
+    v = np.arange(DEPTH_HEIGHT, dtype=np.float32)
+    uu, vv = np.meshgrid(u, v)
+    dirs = np.stack([np.ones_like(uu), -(uu - DEPTH_CX) / DEPTH_FX, -(vv - DEPTH_CY) / DEPTH_FY], axis=-1)
+    dirs.setflags(write=False)
+    return dirs
+
+
+def project_to_pixels(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Room-frame points (..., 3) -> (u, v, z): pixel column, row and z-depth in metres."""
+    rel = np.asarray(points, dtype=np.float64) - np.asarray(DEPTH_CAMERA_POSITION)
+    z = rel[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = DEPTH_CX - DEPTH_FX * rel[..., 1] / z
+        v = DEPTH_CY - DEPTH_FY * rel[..., 2] / z
+    return u, v, z
+
+
+def _cast(vertices: np.ndarray, triangles: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    """Hit distance along dirs (..., 3) from the camera, inf where nothing is hit."""
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(triangles))
+    origin = np.broadcast_to(np.asarray(DEPTH_CAMERA_POSITION, dtype=np.float32), dirs.shape)
+    rays = np.ascontiguousarray(np.concatenate([origin, dirs], axis=-1), dtype=np.float32)
+    return scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+
+
+class DepthRenderer:
+    """Renders noise-free z-depth: the static room once, then per frame only the body's image box."""
+
+    def __init__(self, room_vertices: np.ndarray, room_triangles: np.ndarray) -> None:
+        self.background = _cast(room_vertices, room_triangles, _pixel_directions())
+
+    def render(self, body_vertices: np.ndarray, body_triangles: np.ndarray) -> np.ndarray:
+        """(H, W) float32 z-depth in metres (inf = no hit) of the room with the body in it."""
+        depth = self.background.copy()
+        u, v, z = project_to_pixels(body_vertices)
+        front = z > 0.05
+        if not front.any():
+            return depth
+        u0 = int(np.clip(np.floor(u[front].min()) - 1, 0, DEPTH_WIDTH))
+        u1 = int(np.clip(np.ceil(u[front].max()) + 2, 0, DEPTH_WIDTH))
+        v0 = int(np.clip(np.floor(v[front].min()) - 1, 0, DEPTH_HEIGHT))
+        v1 = int(np.clip(np.ceil(v[front].max()) + 2, 0, DEPTH_HEIGHT))
+        if u1 <= u0 or v1 <= v0:
+            return depth
+        hit = _cast(body_vertices, body_triangles, _pixel_directions()[v0:v1, u0:u1])
+        np.minimum(depth[v0:v1, u0:u1], hit, out=depth[v0:v1, u0:u1])
+        return depth
+
+
+_NOISE_CELL = 8  # pixels per cell of the correlated part of the disparity noise
+
+
+@lru_cache(maxsize=4)
+def _upsample_index(n_out: int, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower coarse-grid index and weight of each of n_out pixels, for linear interpolation."""
+    pos = np.arange(n_out) / factor
+    lo = np.floor(pos).astype(np.intp)
+    return lo, (pos - lo).astype(np.float32)
+
+
+def _upsample(coarse: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
+    """Bilinear upsampling of a coarse grid ((H // factor + 2) x (W // factor + 2)) to shape.
+
+    Gathers instead of a matrix product: BLAS threads thrash on a busy machine.
+    """
+    lo, w = _upsample_index(shape[0], factor)
+    rows = coarse[lo] * (1 - w)[:, None] + coarse[lo + 1] * w[:, None]
+    lo, w = _upsample_index(shape[1], factor)
+    return rows[:, lo] * (1 - w) + rows[:, lo + 1] * w
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """Grow a boolean mask by one pixel (4-neighbourhood)."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
+
+
+def _ir_shadow(disparity: np.ndarray) -> np.ndarray:
+    """Pixels the second imager cannot see: background just left of a nearer surface.
+
+    A pixel at column c is hidden when some pixel at c + k lies k or more disparity pixels nearer.
+    """
+    shadow = np.zeros(disparity.shape, dtype=bool)
+    max_shift = int(np.ceil(disparity.max() - disparity.min()))
+    for k in range(1, min(max_shift, 24) + 1):
+        shadow[:, :-k] |= disparity[:, k:] - disparity[:, :-k] >= k
+    return shadow
+
+
+def add_depth_noise(depth_m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Noise-free z-depth (H, W) metres (inf = no hit) -> (H, W) uint16 mm as a D435 would report it.
+
+    Disparity noise (mostly spatially correlated, as from block matching) quantised to 1/32 pixel gives
+    an error and depth steps growing with z^2; returns vanish in the IR shadow and, at random, along
+    depth discontinuities (the matcher fails on mixed windows), plus a sprinkle of isolated holes;
+    out-of-range depth is 0.
+    """
+    fb = np.float32(DEPTH_FX * DEPTH_BASELINE_M)
+    depth_m = depth_m.astype(np.float32, copy=False)
+    finite = np.isfinite(depth_m)
+    disparity = np.zeros_like(depth_m)
+    np.divide(fb, depth_m, out=disparity, where=finite)
+    height, width = depth_m.shape
+    coarse = rng.standard_normal((height // _NOISE_CELL + 2, width // _NOISE_CELL + 2), dtype=np.float32)
+    correlated = _upsample(coarse, (height, width), _NOISE_CELL)
+    fine = rng.standard_normal((height, width), dtype=np.float32)
+    # noisy = disparity + std * (0.9 * correlated + 0.45 * fine), in place (this loop is the hot path)
+    noisy = correlated
+    noisy *= np.float32(0.9)
+    fine *= np.float32(0.45)
+    noisy += fine
+    noisy *= np.float32(DEPTH_SUBPIXEL_STD)
+    noisy += disparity
+    noisy *= np.float32(DEPTH_SUBPIXEL_STEPS)
+    np.round(noisy, out=noisy)
+    noisy /= np.float32(DEPTH_SUBPIXEL_STEPS)
+
+    valid = finite & (noisy > 0)
+    z = np.zeros_like(depth_m)
+    np.divide(fb, noisy, out=z, where=valid)
+    valid &= (z >= DEPTH_MIN_M) & (z <= DEPTH_MAX_M)
+    valid &= ~_ir_shadow(disparity)
+
+    # Depth discontinuities: the matching window straddles two surfaces there. Pixels on either side
+    # of a jump often fail, their neighbours sometimes.
+    zc = depth_m if finite.all() else np.where(finite, depth_m, np.float32(2 * DEPTH_MAX_M))
+    jump = np.zeros_like(valid)
+    dz_x = np.abs(np.diff(zc, axis=1)) > 0.05 + 0.03 * np.minimum(zc[:, 1:], zc[:, :-1])
+    dz_y = np.abs(np.diff(zc, axis=0)) > 0.05 + 0.03 * np.minimum(zc[1:, :], zc[:-1, :])
+    jump[:, 1:] |= dz_x
+    jump[:, :-1] |= dz_x
+    jump[1:, :] |= dz_y
+    jump[:-1, :] |= dz_y
+    near = np.flatnonzero(_dilate(jump))
+    p_drop = np.where(jump.ravel()[near], np.float32(0.5), np.float32(0.15))
+    drop = near[rng.random(near.size, dtype=np.float32) < p_drop]
+    holes = rng.integers(0, valid.size, rng.binomial(valid.size, 0.002))  # isolated speckle holes
+    # .flat takes C-order indices whatever the memory layout numpy chose for valid
+    valid.flat[drop] = False
+    valid.flat[holes] = False
+    out = np.where(valid, np.round(z * np.float32(1000.0)), np.float32(0)).astype(np.uint16)
+    return np.ascontiguousarray(out)
