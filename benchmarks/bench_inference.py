@@ -12,28 +12,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from machine import cpu_model  # benchmarks/machine.py (the script's folder is on sys.path)
 from tqdm import tqdm
 
 from midas_ros import MODALITIES
 from midas_ros.model import INPUT_SHAPES, MIDAS, FusionModel, MidasConfig, load_checkpoint
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 # Process CPU time per call, filled by time_call: on a shared machine the wall time includes waiting for
 # a core, while the CPU time (with one intra-op thread) approximates the wall time on an idle core.

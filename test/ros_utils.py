@@ -12,7 +12,8 @@ Usage::
             assert wait_for_match(executor, publisher)          # before publishing anything
             assert spin_until(executor, lambda: len(got) == 1)
 
-or, as a fixture, ``context = pytest.fixture(ros_context_fixture)`` in a test module.
+or, as a fixture, ``context = pytest.fixture(ros_context_fixture)`` in a test module. With the executor
+spinning in a thread, ``wait_until(condition)`` polls instead.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ def spin_until(executor: Executor, condition: Callable[[], bool], timeout_s: flo
         if time.monotonic() > deadline:
             return False
         executor.spin_once(timeout_sec=0.02)
+    return True
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Poll ``condition()`` (an executor spins in another thread) until it holds or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
     return True
 
 

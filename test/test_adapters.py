@@ -257,8 +257,13 @@ def test_diagnostics_report_counts_by_reason(rig):
     values = depth_status()
     assert int(values["accepted"]) == rig.adapters["depth"].accepted > 0
     assert values["input_topic"] == "/test/raw/depth"
-    names = {s.name for a in rig.diagnostics.messages for s in a.status}
-    assert {"midas_ros/depth_adapter", "midas_ros/lidar_adapter", "midas_ros/csi_adapter"} <= names
+    # Each adapter publishes on its own timer: wait (bounded) until all three have reported.
+    expected_names = {"midas_ros/depth_adapter", "midas_ros/lidar_adapter", "midas_ros/csi_adapter"}
+    assert spin_until(
+        rig.executor,
+        lambda: expected_names <= {s.name for a in rig.diagnostics.messages for s in a.status},
+        timeout_s=3,
+    )
 
 
 # -- across processes ------------------------------------------------------------------------------------

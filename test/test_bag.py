@@ -17,12 +17,14 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
+from ros_utils import wait_until  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 
 from midas_ros.ros import bag  # noqa: E402
 from midas_ros.ros.bag_player import BagPlayer  # noqa: E402
 from midas_ros.ros.conversions import image_to_array, pointcloud2_to_csi, pointcloud2_to_xyz  # noqa: E402
+from midas_ros.sim.sensors import LIDAR_RINGS  # noqa: E402
 
 NS = 1_000_000_000
 RNG = np.random.default_rng(1)
@@ -59,7 +61,7 @@ def test_rosbags_bytes_deserialize_with_rclpy(tmp_path: Path) -> None:
     assert cloud.point_step == 48 and [f.name for f in cloud.fields][:3] == ["x", "y", "z"]
     np.testing.assert_allclose(pointcloud2_to_xyz(cloud), points, atol=1e-6)
     rings = np.frombuffer(bytes(cloud.data), dtype=bag.OUSTER_DTYPE)["ring"]
-    assert rings.min() >= 0 and rings.max() < bag.LIDAR_RINGS
+    assert rings.min() >= 0 and rings.max() < LIDAR_RINGS
 
     csi = deserialize_message(read["/csi"].rawdata, PointCloud2)
     got_amplitude, got_phase = pointcloud2_to_csi(csi)
@@ -142,13 +144,9 @@ def test_player_replays_with_timing_and_clock(demo_bag: bag.DemoBagInfo) -> None
         executor.add_node(listener)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
-        deadline = time.monotonic() + 10
-        while player.subscriber_counts()[bag.GROUND_TRUTH_TOPIC] < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: player.subscriber_counts()[bag.GROUND_TRUTH_TOPIC] >= 1, timeout_s=10)
         player.start()
-        deadline = time.monotonic() + 20
-        while player.loops < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: player.loops >= 2, timeout_s=20)
         player.stop()
         executor.shutdown(timeout_sec=2.0)
         player.destroy_node()

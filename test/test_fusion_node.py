@@ -22,6 +22,7 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from ros_utils import wait_until  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
@@ -44,15 +45,6 @@ SAMPLES = {
     "lidar": RNG.normal([3.0, 0.0, -0.5], 0.3, (512, 3)).astype(np.float32),
     "csi": RNG.normal(0.0, 1.0, (6, 114, 10)).astype(np.float32),
 }
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 class Harness(Node):
@@ -155,7 +147,7 @@ def running(checkpoint: str) -> Iterator[tuple[FusionNode, Harness]]:
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
     try:
-        matched = wait_for(
+        matched = wait_until(
             lambda: (
                 all(p.get_subscription_count() >= 1 for p in harness.sample_pubs.values())
                 and harness.clock_pub.get_subscription_count() >= 1
@@ -185,7 +177,7 @@ def test_every_subset_gives_markers_poses_and_diagnostics(running: tuple[FusionN
         harness.frames(t - int(TIMEOUT_S * NS), 1, ())  # tick the clock through the gap
         start = t
         t = harness.frames(t, 5, subset)
-        assert wait_for(lambda s=start, e=t: len(harness.skeletons_between(s, e)) >= 3), subset
+        assert wait_until(lambda s=start, e=t: len(harness.skeletons_between(s, e)) >= 3), subset
         label = subset_label(subset)
         skeletons = harness.skeletons_between(start, t)
         # After the first frame (stale sensors may still be waited for), each skeleton uses just the subset.
@@ -208,7 +200,7 @@ def test_every_subset_gives_markers_poses_and_diagnostics(running: tuple[FusionN
             weights = {kv.key: float(kv.value) for kv in status.values if kv.key.startswith("weight/")}
             return all((weights[f"weight/{m}"] > 0) == (m in subset) for m in MODALITIES)
 
-        assert wait_for(diagnosed)
+        assert wait_until(diagnosed)
 
 
 def test_dead_sensor_goes_missing_and_comes_back(running: tuple[FusionNode, Harness]) -> None:
@@ -216,7 +208,7 @@ def test_dead_sensor_goes_missing_and_comes_back(running: tuple[FusionNode, Harn
     t0 = 200 * NS
     t1 = harness.frames(t0, 8, MODALITIES)
     t2 = harness.frames(t1, 12, ("depth", "lidar"))  # csi silent for 1.2 s > its 0.5 s timeout
-    assert wait_for(lambda: len(harness.poses_between(t1, t2)) >= 9)  # output never stopped
+    assert wait_until(lambda: len(harness.poses_between(t1, t2)) >= 9)  # output never stopped
     late = harness.skeletons_between(t1 + int(TIMEOUT_S * NS) + PERIOD_NS, t2)
     assert late and {m.markers[2].text for m in late} == {"depth+lidar"}
     csi = harness.fusion_status("csi")
@@ -224,29 +216,29 @@ def test_dead_sensor_goes_missing_and_comes_back(running: tuple[FusionNode, Harn
     assert int(next(kv.value for kv in csi.values if kv.key == "missing_sets")) >= 10
 
     t3 = harness.frames(t2, 6, MODALITIES)  # csi is back
-    assert wait_for(lambda: len(harness.skeletons_between(t2 + PERIOD_NS, t3)) >= 4)
+    assert wait_until(lambda: len(harness.skeletons_between(t2 + PERIOD_NS, t3)) >= 4)
     assert {m.markers[2].text for m in harness.skeletons_between(t2 + PERIOD_NS, t3)} == {"depth+lidar+csi"}
-    assert wait_for(lambda: harness.fusion_status("csi").level == DiagnosticStatus.OK)
+    assert wait_until(lambda: harness.fusion_status("csi").level == DiagnosticStatus.OK)
 
 
 def test_all_dead_withdraws_skeleton_and_says_so(running: tuple[FusionNode, Harness]) -> None:
     _, harness = running
     t = harness.frames(300 * NS, 5, ("lidar",))
-    assert wait_for(lambda: len(harness.poses_between(300 * NS, t)) >= 3)
+    assert wait_until(lambda: len(harness.poses_between(300 * NS, t)) >= 3)
     end = harness.frames(t, 10, ())  # a second of silence
-    assert wait_for(lambda: any(m.markers[0].action == Marker.DELETEALL for m in harness.markers))
+    assert wait_until(lambda: any(m.markers[0].action == Marker.DELETEALL for m in harness.markers))
     assert harness.poses_between(t, end) == []
-    assert wait_for(lambda: harness.fusion_status("fusion").level == DiagnosticStatus.ERROR)
+    assert wait_until(lambda: harness.fusion_status("fusion").level == DiagnosticStatus.ERROR)
     assert "no sensor alive" in harness.fusion_status("fusion").message
 
 
 def test_backward_time_jump_resets(running: tuple[FusionNode, Harness]) -> None:
     fusion, harness = running
     t = harness.frames(500 * NS, 5, MODALITIES)
-    assert wait_for(lambda: len(harness.poses_between(500 * NS, t)) >= 3)
+    assert wait_until(lambda: len(harness.poses_between(500 * NS, t)) >= 3)
     assert fusion.time_jumps == 0
     t_back = harness.frames(50 * NS, 6, MODALITIES)  # a bag loops: time goes 450 s back
-    assert wait_for(lambda: len(harness.poses_between(50 * NS, t_back)) >= 3)
+    assert wait_until(lambda: len(harness.poses_between(50 * NS, t_back)) >= 3)
     assert fusion.time_jumps >= 1
     assert any(m.markers[0].action == Marker.DELETEALL for m in harness.markers)
 
@@ -261,7 +253,7 @@ def test_rejections_are_counted_and_folded_in(running: tuple[FusionNode, Harness
     )
     bad = Image(encoding="rgb8", height=2, width=2, step=6, data=bytes(12))
     bad.header.stamp.sec = 600
-    assert wait_for(lambda: harness.diag_pub.get_subscription_count() >= 1)
+    assert wait_until(lambda: harness.diag_pub.get_subscription_count() >= 1)
 
     def counted() -> bool:
         harness.diag_pub.publish(adapter)
@@ -273,4 +265,4 @@ def test_rejections_are_counted_and_folded_in(running: tuple[FusionNode, Harness
             values.get("rejected/no_valid_pixels") == "3" and int(values.get("rejected/bad_encoding", 0)) >= 1
         )
 
-    assert wait_for(counted)
+    assert wait_until(counted)

@@ -81,7 +81,7 @@ def test_csi_mat_keys_and_shapes(tmp_path: Path) -> None:
 def test_ground_truth_shape(tmp_path: Path) -> None:
     joints = np.random.default_rng(3).normal(size=(5, 17, 3))
     layout.write_ground_truth(tmp_path, joints)
-    back = np.load(tmp_path / "ground_truth.npy")
+    back = np.load(tmp_path / "ground_truth.npy", allow_pickle=False)
     assert back.shape == (5, 17, 3)
     np.testing.assert_array_equal(layout.read_ground_truth(tmp_path), joints)
     with pytest.raises(ValueError, match="17, 3"):

@@ -7,8 +7,9 @@ with the input's header (stamp and frame_id). A message it cannot use is counted
 dies on bad input. Once a second each adapter publishes a DiagnosticStatus named "midas_ros/<node name>"
 on /diagnostics with its counters.
 
-QoS: the sensor subscription is best effort, keep last 5 (SensorDataQoS), so both best-effort drivers
-and reliable publishers (bag players) connect. Samples are published reliable (keep last 5), which both
+QoS: the sensor subscription is best effort, keep last ``qos_depth`` (default 1: under overload a stale
+frame is dropped rather than queued, which bounds latency), so both best-effort drivers and reliable
+publishers (bag players) connect. Samples are published reliable (keep last 5), which both
 reliable and best-effort subscribers accept.
 """
 
@@ -20,23 +21,15 @@ from collections import Counter
 from typing import Any, ClassVar
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from midas_ros.preprocess import PreprocessError
 from midas_ros.ros.conversions import ConversionError, sample_to_msg
+from midas_ros.ros.nodes import declare_param
 
-SENSOR_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=5,
-    reliability=ReliabilityPolicy.BEST_EFFORT,
-    durability=DurabilityPolicy.VOLATILE,
-)
 SAMPLE_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=5,
@@ -61,7 +54,7 @@ class AdapterNode(Node):
         self.output_topic: str = self.param(
             "output_topic", f"/midas/sample/{self.modality}", "model-ready sample topic (fusion node input)"
         )
-        qos_depth: int = self.param("qos_depth", 5, "queue depth of the best-effort sensor subscription")
+        qos_depth: int = self.param("qos_depth", 1, "queue depth of the best-effort sensor subscription")
         self.diagnostics_period_s: float = self.param(
             "diagnostics_period_s", 1.0, "seconds between DiagnosticStatus messages on /diagnostics"
         )
@@ -109,7 +102,7 @@ class AdapterNode(Node):
     def param(self, name: str, default: Any, description: str) -> Any:
         """Declare a parameter with a description; returns its value (override, YAML, or default)."""
         self.declared_parameters.append(name)
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+        return declare_param(self, name, default, description)
 
     # -- message path -----------------------------------------------------------------------------------
 
@@ -185,18 +178,3 @@ class AdapterNode(Node):
         array = DiagnosticArray(status=[self.diagnostic_status()])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
-
-
-def run_node(node_class: type[Node], args: list[str] | None = None) -> None:
-    """Spin one node until Ctrl-C or an external shutdown, then clean up (the ros2/demos pattern)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = node_class()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()

@@ -28,6 +28,14 @@ from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
 from midas_ros import MODALITIES
+from midas_ros.sim.sensors import (
+    DEPTH_CAMERA_POSITION,
+    DEPTH_OPTICAL_QUATERNION_XYZW,
+    FRAME_RATE_HZ,
+    LIDAR_POSITION,
+    LIDAR_RINGS,
+    LIDAR_VERTICAL_FOV_DEG,
+)
 from midas_ros.skeleton import NUM_JOINTS
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
@@ -42,18 +50,19 @@ DEMO_TOPICS: dict[str, str] = {
 GROUND_TRUTH_TOPIC = "/midas/ground_truth"
 TF_STATIC_TOPIC = "/tf_static"
 FRAME_IDS: dict[str, str] = {"depth": "camera_depth_optical_frame", "lidar": "os_lidar", "csi": "wifi_csi"}
-# Sensor poses in the room frame (design.md): translation (m) and quaternion (x, y, z, w).
-# The optical frame (z forward, x right, y down) seen from the room frame (x forward, y left, z up).
+# Sensor poses in the room frame (the simulator's rig): translation (m) and quaternion (x, y, z, w).
+# The CSI frame is a logical one at the room origin: CSI has no geometry the pipeline uses.
 SENSOR_POSES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float, float]]] = {
-    "camera_depth_optical_frame": ((0.0, 0.0, 1.0), (-0.5, 0.5, -0.5, 0.5)),
-    "os_lidar": ((0.0, 0.0, 1.3), (0.0, 0.0, 0.0, 1.0)),
-    "wifi_csi": ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)),
+    FRAME_IDS["depth"]: (DEPTH_CAMERA_POSITION, DEPTH_OPTICAL_QUATERNION_XYZW),
+    FRAME_IDS["lidar"]: (LIDAR_POSITION, (0.0, 0.0, 0.0, 1.0)),
+    FRAME_IDS["csi"]: ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)),
 }
 # Real sensors are not triggered together: fixed offsets (s) from the frame time, plus a small jitter.
 SENSOR_OFFSETS_S: dict[str, float] = {"depth": 0.0, "lidar": 0.012, "csi": -0.018}
 SENSOR_JITTER_S = 0.003
 DEFAULT_START_S = 1_700_000_000  # bag stamps look like wall time, as in a recorded bag
-LIDAR_RINGS, LIDAR_FOV_DEG, LIDAR_SCAN_S = 32, 45.0, 0.1
+FRAME_PERIOD_NS = round(NS_PER_S / FRAME_RATE_HZ)
+LIDAR_SCAN_S = 0.1  # one turn of the spinning LiDAR (10 Hz mode)
 
 
 # -- dropout schedule ------------------------------------------------------------------------------------
@@ -148,7 +157,7 @@ def ouster_cloud_msg(points: np.ndarray, stamp_ns: int, frame_id: str = FRAME_ID
     cloud["x"], cloud["y"], cloud["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
     cloud["intensity"] = 100.0
     # Ouster's ring 0 is the top beam; t is the column's time within the scan.
-    ring = np.round((LIDAR_FOV_DEG / 2 - elevation) / LIDAR_FOV_DEG * (LIDAR_RINGS - 1))
+    ring = np.round((LIDAR_VERTICAL_FOV_DEG / 2 - elevation) / LIDAR_VERTICAL_FOV_DEG * (LIDAR_RINGS - 1))
     cloud["ring"] = np.clip(ring, 0, LIDAR_RINGS - 1)
     cloud["t"] = ((np.pi - azimuth) / (2 * np.pi) * LIDAR_SCAN_S * NS_PER_S).astype(np.uint32)
     cloud["reflectivity"] = 50
@@ -279,8 +288,7 @@ def write_demo_bag(
     if frames_per_action < 1 or not actions:
         raise ValueError("need at least one action and one frame per action")
     num_frames = frames_per_action * len(actions)
-    period_ns = NS_PER_S // 10
-    duration_s = num_frames * period_ns / NS_PER_S
+    duration_s = num_frames * FRAME_PERIOD_NS / NS_PER_S
     schedule = tuple(default_dropout_schedule(duration_s) if schedule is None else schedule)
     start_ns = start_s * NS_PER_S
     rng = np.random.default_rng(seed)
@@ -308,8 +316,8 @@ def write_demo_bag(
             seq = simulate_sequence(subject, action, frames_per_action, seed)
             for f in range(frames_per_action):
                 index = k * frames_per_action + f
-                t_s = index * period_ns / NS_PER_S
-                frame_ns = start_ns + index * period_ns
+                t_s = index * FRAME_PERIOD_NS / NS_PER_S
+                frame_ns = start_ns + index * FRAME_PERIOD_NS
                 items: list[tuple[int, str, Any]] = [
                     (frame_ns, GROUND_TRUTH_TOPIC, pose_array_msg(seq.joints[f], frame_ns))
                 ]

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
 from midas_ros.ros.bag import NS_PER_S, BagMessage, bag_topics, read_messages
+from midas_ros.ros.nodes import declare_param, run_node
 
 LATCHED_TOPICS = ("/tf_static", "/robot_description")
 
@@ -48,7 +48,7 @@ class BagPlayer(Node):
         self._thread = threading.Thread(target=self._play, name="bag_player", daemon=True)
 
         def declare(name: str, default: Any, description: str) -> Any:
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+            return declare_param(self, name, default, description)
 
         self.bag_path = Path(declare("bag", "", "bag directory (rosbag2 MCAP) to play"))
         self.rate = float(declare("rate", 1.0, "playback speed factor (2.0 = twice as fast)"))
@@ -172,20 +172,14 @@ class BagPlayer(Node):
 
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point: play the bag named by the 'bag' parameter, exit when done (or on Ctrl-C)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = BagPlayer()
+
+    def spin_until_done(node: BagPlayer) -> None:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         while rclpy.ok() and not node.done.is_set():
             executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+
+    run_node(BagPlayer, args, spin=spin_until_done)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2
 
 from midas_ros.preprocess import preprocess_csi
-from midas_ros.ros.adapter import AdapterNode, run_node
+from midas_ros.ros.adapter import AdapterNode
 from midas_ros.ros.conversions import pointcloud2_to_csi
+from midas_ros.ros.nodes import run_node
 
 
 class CsiAdapter(AdapterNode):
@@ -24,6 +25,7 @@ class CsiAdapter(AdapterNode):
 
 
 def main(args: list[str] | None = None) -> None:
+    """Entry point `csi_adapter`: spin the adapter until Ctrl-C or shutdown."""
     run_node(CsiAdapter, args)
 
 

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
@@ -33,6 +31,7 @@ from std_msgs.msg import Header
 
 from midas_ros.csi_devices import CsiDeviceError, CsiFrame, FrameAssembler, LivePacketParser, load_frames
 from midas_ros.ros.conversions import csi_to_pointcloud2
+from midas_ros.ros.nodes import declare_param, run_node
 
 CSI_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
@@ -93,7 +92,7 @@ class CsiCaptureNode(Node):
 
     def _param(self, name: str, default: Any, description: str) -> Any:
         self.declared_parameters.append(name)
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+        return declare_param(self, name, default, description)
 
     def _publish(self, frame: CsiFrame, header: Header) -> None:
         self._pub.publish(csi_to_pointcloud2(frame.amplitude, frame.phase, header))
@@ -148,20 +147,16 @@ class CsiCaptureNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CsiCaptureNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except CsiDeviceError as err:
-        rclpy.logging.get_logger("csi_capture").fatal(str(err))
-        raise SystemExit(1) from err
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    """Entry point `csi_capture`: publish until Ctrl-C or shutdown; exit 1 when the device is unusable."""
+
+    def make_node() -> CsiCaptureNode:
+        try:
+            return CsiCaptureNode()
+        except CsiDeviceError as err:
+            rclpy.logging.get_logger("csi_capture").fatal(str(err))
+            raise SystemExit(1) from err
+
+    run_node(make_node, args)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ import numpy as np
 from sensor_msgs.msg import Image
 
 from midas_ros.preprocess import preprocess_depth
-from midas_ros.ros.adapter import AdapterNode, run_node
+from midas_ros.ros.adapter import AdapterNode
 from midas_ros.ros.conversions import image_to_array
+from midas_ros.ros.nodes import run_node
 
 
 class DepthAdapter(AdapterNode):
@@ -39,6 +40,7 @@ class DepthAdapter(AdapterNode):
 
 
 def main(args: list[str] | None = None) -> None:
+    """Entry point `depth_adapter`: spin the adapter until Ctrl-C or shutdown."""
     run_node(DepthAdapter, args)
 
 

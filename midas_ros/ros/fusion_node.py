@@ -32,12 +32,10 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
@@ -47,6 +45,7 @@ from visualization_msgs.msg import MarkerArray
 from midas_ros import MODALITIES
 from midas_ros.ros.conversions import ConversionError, msg_to_sample
 from midas_ros.ros.markers import delete_all_markers, pose_array, skeleton_markers, subset_label
+from midas_ros.ros.nodes import declare_param, run_node
 from midas_ros.sync import ModalityConfig, SampleSet, StalenessSynchronizer
 
 NS_PER_S = 1_000_000_000
@@ -219,10 +218,7 @@ class FusionNode(Node):
         for m in MODALITIES:
             specs.append((f"{m}.timeout_s", 0.5, f"{m}: silent this long (s) -> missing"))
             specs.append((f"{m}.tolerance_s", 0.05, f"{m}: largest stamp offset (s) from the set's stamp"))
-        return {
-            name: self.declare_parameter(name, default, ParameterDescriptor(description=text)).value
-            for name, default, text in specs
-        }
+        return {name: declare_param(self, name, default, text) for name, default, text in specs}
 
     # -- callbacks ------------------------------------------------------------------------------------
 
@@ -423,19 +419,13 @@ class FusionNode(Node):
 
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point: `fusion_node --ros-args --params-file config/midas.yaml`."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = FusionNode()
+
+    def spin_threaded(node: Node) -> None:
         executor = MultiThreadedExecutor()
         executor.add_node(node)
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+
+    run_node(FusionNode, args, spin=spin_threaded)
 
 
 if __name__ == "__main__":

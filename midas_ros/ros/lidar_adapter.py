@@ -6,8 +6,9 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2
 
 from midas_ros.preprocess import LIDAR_NUM_POINTS, LidarROI, preprocess_lidar
-from midas_ros.ros.adapter import AdapterNode, run_node
+from midas_ros.ros.adapter import AdapterNode
 from midas_ros.ros.conversions import pointcloud2_to_xyz
+from midas_ros.ros.nodes import run_node
 
 
 class LidarAdapter(AdapterNode):
@@ -48,6 +49,7 @@ class LidarAdapter(AdapterNode):
 
 
 def main(args: list[str] | None = None) -> None:
+    """Entry point `lidar_adapter`: spin the adapter until Ctrl-C or shutdown."""
     run_node(LidarAdapter, args)
 
 
