@@ -1,0 +1,159 @@
+"""Evaluate a recipe run: the 7-subset table of the five models on the held-out subjects.
+
+    python -m midas_ros.evaluate.cli --data data/mmfi_sim --runs runs/default --out docs/
+
+Writes <out>/results.md, results.csv, results.png and results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from midas_ros.evaluate.predict import (
+    encode_all,
+    encoder_fingerprint,
+    mean_pose_errors,
+    predict_subsets,
+    subset_errors,
+)
+from midas_ros.evaluate.report import MODEL_NAMES, EvaluationResults, write_report
+from midas_ros.mmfi.preprocessed import PreprocessedSet
+from midas_ros.model import load_checkpoint, read_checkpoint_info, resolve_device
+from midas_ros.train import state
+from midas_ros.train.splits import SubjectSplit
+
+logger = logging.getLogger(__name__)
+
+
+def load_split(run_dir: Path) -> SubjectSplit:
+    """The subject split the recipe wrote to <run>/split.json."""
+    path = run_dir / "split.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a recipe run folder?")
+    raw = json.loads(path.read_text())
+    return SubjectSplit(**{k: tuple(v) for k, v in raw.items()})
+
+
+def evaluate_run(
+    data: PreprocessedSet, run_dir: Path, out_dir: Path, device: torch.device | str = "auto"
+) -> EvaluationResults:
+    """Score every finished model of a run on its test subjects and write the report into out_dir."""
+    dev = resolve_device(device)
+    split = load_split(run_dir)
+    test = data.select_subjects(split.test)
+    complete = test.present.all(axis=1)
+    notes = []
+    if not complete.all():
+        notes.append(
+            f"{int((~complete).sum())} of {len(test)} test frames lack a modality file and are left out, "
+            "so that every row is scored on the same frames."
+        )
+        test = test.select(complete)
+    if len(test) == 0:
+        raise ValueError(f"no test frames with all modalities for subjects {split.test}")
+    train_joints = data.joints[data.subject_mask(split.inner_train)]
+
+    errors: dict[str, dict[str, dict[str, float]]] = {}
+    weights: dict[str, dict[str, float]] = {}
+    token_sets: dict[str, dict[str, torch.Tensor]] = {}
+    for name in MODEL_NAMES:
+        if not state.is_done(run_dir, name):
+            logger.warning("%s has no finished model in %s: left out", name, run_dir)
+            continue
+        stem = state.final_stem(run_dir, name)
+        model = load_checkpoint(stem, dev)
+        # The five models share the frozen stage-1 encoders: encode the test frames once per distinct
+        # set of encoder weights (checked by hash, so a model with other encoders is encoded anew).
+        fingerprint = encoder_fingerprint(model)
+        if fingerprint not in token_sets:
+            token_sets[fingerprint] = encode_all(model, test, dev)
+        errors[name] = subset_errors(
+            predict_subsets(model, test, dev, tokens=token_sets[fingerprint]), test.joints
+        )
+        if model.kind == "midas":
+            weights[name] = read_checkpoint_info(stem)["metadata"].get("weights", {})
+        logger.info("%s: %s", name, errors[name])
+    if not errors:
+        raise ValueError(f"no finished models in {run_dir}")
+
+    notes.extend(_provenance(run_dir, dev))
+    results = EvaluationResults(
+        errors=errors,
+        reference=mean_pose_errors(train_joints, test.joints),
+        weights=weights,
+        num_frames=len(test),
+        test_subjects=split.test,
+        notes=notes,
+    )
+    write_report(results, out_dir)
+    (out_dir / "results.json").write_text(
+        json.dumps(
+            {
+                **asdict(results),
+                "shapley_mpjpe": {m: results.shapley(m) for m in errors},
+                "shapley_pa_mpjpe": {m: results.shapley(m, "pa_mpjpe") for m in errors},
+                "run": str(run_dir),
+                "split": split.to_dict(),
+            },
+            indent=2,
+        )
+    )
+    return results
+
+
+def _provenance(run_dir: Path, device: torch.device) -> list[str]:
+    """Where the numbers come from: run, recipe, machine, training time."""
+    lines = [
+        f"Run: `{run_dir}`; evaluated on {device} ({platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__})."
+    ]
+    recipe_path = run_dir / "recipe.json"
+    if recipe_path.is_file():
+        info = json.loads(recipe_path.read_text())
+        recipe = info["recipe"]
+        model = recipe["model"]
+        lines.append(
+            f"Recipe: seed {info.get('seed')}, data `{info.get('data')}`, d = {model['feature_dim']}, "
+            f"{model['num_tokens']} tokens, stage 1 {recipe['stage1']['epochs']} epochs, "
+            f"stage 2 {recipe['stage2']['epochs']} epochs (batch {recipe['stage2']['batch_size']})."
+        )
+    timings_path = run_dir / "timings.json"
+    if timings_path.is_file():
+        merged: dict[str, float] = {}
+        for entry in json.loads(timings_path.read_text()):
+            merged.update(entry["seconds"])
+        lines.append("Training wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in merged.items()) + ".")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("data/mmfi_sim"), help="MM-Fi style data folder")
+    parser.add_argument("--runs", type=Path, default=Path("runs/default"), help="recipe run folder")
+    parser.add_argument("--out", type=Path, default=Path("docs"), help="where results.* are written")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU threads for torch (see the recipe's --help)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+
+    from midas_ros.train.data import load_preprocessed
+
+    data = load_preprocessed(args.data, args.runs / "preprocessed.npz")
+    evaluate_run(data, args.runs, args.out, args.device)
+    print((args.out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
