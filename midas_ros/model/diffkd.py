@@ -1,7 +1,8 @@
 """Diffusion knowledge distillation (after DiffKD) on token features (B, C, L).
 
 Parts: `Bottleneck` (1-D), `NoisePredictor` (timestep embedding as a per-channel bias + two Bottlenecks +
-1x1 conv + BN, predicts epsilon), `NoiseAdapter` (gamma of the reverse-process start), `DDIMScheduler`
+1x1 conv + norm, predicts epsilon; GroupNorm where DiffKD has BatchNorm, see `denoiser_norm`),
+`NoiseAdapter` (gamma of the reverse-process start), `DDIMScheduler`
 (1000 steps, linear betas 1e-4..0.02, epsilon prediction, eta = 0, final alpha one), the optional
 `LatentAutoencoder` (PTA 3.3: 1x1 conv to a smaller latent, which makes the 5 denoising steps ~4x cheaper)
 and `DiffusionRefiner`, which ties them together.
@@ -60,21 +61,30 @@ class TokenConv3(nn.Module):
         return torch.matmul(self.weight, taps)
 
 
+def denoiser_norm(channels: int) -> nn.GroupNorm:
+    """Per-sample normalisation for the denoiser (DiffKD uses BatchNorm). BatchNorm's running statistics
+    average over every timestep and the diffusion-loss passes, which matches none of the 5 refinement steps
+    at inference: measured on the same weights, 404 mm MPJPE in eval mode against 268 mm with batch
+    statistics. GroupNorm normalises each sample alone, the same in training and inference, at batch 1 too."""
+    return nn.GroupNorm(min(32, channels // 4), channels)
+
+
 class Bottleneck(nn.Module):
-    """1x1 C->C/r, BN, ReLU; k3, BN, ReLU; 1x1 back to C, BN; residual add. On (B, C, L)."""
+    """1x1 C->C/r, norm, ReLU; k3, norm, ReLU; 1x1 back to C, norm; residual add. On (B, C, L).
+    The norm is GroupNorm (see denoiser_norm), where DiffKD has BatchNorm."""
 
     def __init__(self, channels: int, ratio: int = 4) -> None:
         super().__init__()
         mid = channels // ratio
         self.block = nn.Sequential(
             PointwiseConv(channels, mid, bias=False),
-            nn.BatchNorm1d(mid),
+            denoiser_norm(mid),
             nn.ReLU(inplace=True),
             TokenConv3(mid, mid),
-            nn.BatchNorm1d(mid),
+            denoiser_norm(mid),
             nn.ReLU(inplace=True),
             PointwiseConv(mid, channels, bias=False),
-            nn.BatchNorm1d(channels),
+            denoiser_norm(channels),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -88,7 +98,7 @@ class NoisePredictor(nn.Module):
         super().__init__()
         self.time_embedding = nn.Embedding(_EMBEDDING_SIZE, channels)
         self.blocks = nn.Sequential(Bottleneck(channels, ratio), Bottleneck(channels, ratio))
-        self.pred = nn.Sequential(PointwiseConv(channels, channels), nn.BatchNorm1d(channels))
+        self.pred = nn.Sequential(PointwiseConv(channels, channels), denoiser_norm(channels))
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         """x (B, C, L), t (B,) long -> epsilon (B, C, L)."""
