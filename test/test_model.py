@@ -315,3 +315,12 @@ def test_denoiser_acts_the_same_in_training_and_inference() -> None:
         assert torch.allclose(adapter(x), gamma_train, atol=1e-6)
         # A sample's output does not depend on the rest of its batch (batch 1 in the fusion node).
         assert torch.allclose(predictor(x[:1], t[:1]), eps_train[:1], atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [2, 4, 6, 16, 128, 200])
+def test_denoiser_norm_takes_any_channel_count(channels: int) -> None:
+    from midas_ros.model.diffkd import denoiser_norm
+
+    norm = denoiser_norm(channels)
+    assert channels % norm.num_groups == 0
+    assert norm(torch.randn(2, channels, 5)).shape == (2, channels, 5)
