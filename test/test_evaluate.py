@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +21,7 @@ from midas_ros.train.stage2 import Stage2Settings
 from midas_ros.train.subsets import SUBSET_LABELS, SUBSETS
 from midas_ros.train.synthetic import synthetic_set
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _errors(values: dict[str, float]) -> dict[frozenset[str], float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,14 +24,7 @@ from midas_ros.train.stage2 import WEIGHT_PARAM, Stage2Settings, _FromTokens, tr
 from midas_ros.train.subsets import SUBSET_LABELS, random_present, subset_mask
 from midas_ros.train.synthetic import synthetic_set
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny tensors: a second OpenMP thread only adds spin-waiting, which is ruinous on a busy machine.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class ToyFusion(nn.Module):
