@@ -40,6 +40,7 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 from midas_ros import MODALITIES  # noqa: E402
 from midas_ros.ros import bag  # noqa: E402
 from midas_ros.ros.bringup import build_nodes, spin  # noqa: E402
+from midas_ros.ros.conversions import stamp_to_ns  # noqa: E402
 from midas_ros.ros.fusion_node import MARKERS_TOPIC, FusionNode  # noqa: E402
 from midas_ros.ros.markers import LABEL_ID  # noqa: E402
 
@@ -86,7 +87,7 @@ class Probe(Node):
         label = next((m.text for m in msg.markers if m.id == LABEL_ID and m.action == Marker.ADD), None)
         if label is None:
             return
-        stamp = bag.stamp_to_ns(msg.markers[0].header.stamp)
+        stamp = stamp_to_ns(msg.markers[0].header.stamp)
         with self.lock:
             self.arrivals.append((time.monotonic(), (now - stamp) / 1e9, label))
 

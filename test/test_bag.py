@@ -23,7 +23,7 @@ from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 
 from midas_ros.ros import bag  # noqa: E402
 from midas_ros.ros.bag_player import BagPlayer  # noqa: E402
-from midas_ros.ros.conversions import image_to_array, pointcloud2_to_csi, pointcloud2_to_xyz  # noqa: E402
+from midas_ros.ros.conversions import image_to_array, pointcloud2_to_csi, pointcloud2_to_xyz, stamp_to_ns  # noqa: E402
 from midas_ros.sim.sensors import LIDAR_RINGS  # noqa: E402
 
 NS = 1_000_000_000
@@ -54,7 +54,7 @@ def test_rosbags_bytes_deserialize_with_rclpy(tmp_path: Path) -> None:
     image = deserialize_message(read["/depth"].rawdata, Image)
     assert (image.encoding, image.height, image.width, image.step) == ("16UC1", 48, 64, 128)
     assert image.header.frame_id == "camera_depth_optical_frame"
-    assert bag.stamp_to_ns(image.header.stamp) == stamp
+    assert stamp_to_ns(image.header.stamp) == stamp
     np.testing.assert_array_equal(image_to_array(image), depth)
 
     cloud = deserialize_message(read["/lidar"].rawdata, PointCloud2)
@@ -135,10 +135,10 @@ def test_player_replays_with_timing_and_clock(demo_bag: bag.DemoBagInfo) -> None
         listener.create_subscription(
             PoseArray,
             bag.GROUND_TRUTH_TOPIC,
-            lambda m: got.append((time.monotonic(), bag.stamp_to_ns(m.header.stamp))),
+            lambda m: got.append((time.monotonic(), stamp_to_ns(m.header.stamp))),
             50,
         )
-        listener.create_subscription(Clock, "/clock", lambda m: clocks.append(bag.stamp_to_ns(m.clock)), 50)
+        listener.create_subscription(Clock, "/clock", lambda m: clocks.append(stamp_to_ns(m.clock)), 50)
         executor = SingleThreadedExecutor()
         executor.add_node(player)
         executor.add_node(listener)

@@ -30,8 +30,7 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from midas_ros import MODALITIES  # noqa: E402
 from midas_ros.model import MIDAS, save_checkpoint, tiny_config  # noqa: E402
-from midas_ros.ros.bag import stamp_to_ns  # noqa: E402
-from midas_ros.ros.conversions import sample_to_msg  # noqa: E402
+from midas_ros.ros.conversions import sample_to_msg, stamp_to_ns  # noqa: E402
 from midas_ros.ros.fusion_node import SAMPLE_TOPICS, SAMPLE_TYPES, FusionNode  # noqa: E402
 from midas_ros.ros.markers import subset_color, subset_label  # noqa: E402
 

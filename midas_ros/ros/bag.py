@@ -28,6 +28,7 @@ from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
 from midas_ros import MODALITIES
+from midas_ros.ros.conversions import stamp_to_ns
 from midas_ros.sim.sensors import (
     DEPTH_CAMERA_POSITION,
     DEPTH_OPTICAL_QUATERNION_XYZW,
@@ -37,9 +38,9 @@ from midas_ros.sim.sensors import (
     LIDAR_VERTICAL_FOV_DEG,
 )
 from midas_ros.skeleton import NUM_JOINTS
+from midas_ros.sync import NS_PER_S
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
-NS_PER_S = 1_000_000_000
 
 ROOM_FRAME = "midas_room"
 DEMO_TOPICS: dict[str, str] = {
@@ -406,11 +407,6 @@ def read_messages(path: Path | str, topics: Iterable[str] | None = None) -> Iter
         conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
         for conn, timestamp, rawdata in reader.messages(connections=conns):
             yield BagMessage(conn.topic, conn.msgtype, timestamp, bytes(rawdata))
-
-
-def stamp_to_ns(stamp: Any) -> int:
-    """builtin_interfaces/Time (rosbags or rclpy) as integer nanoseconds."""
-    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
 
 
 def read_pose_arrays(path: Path | str, topic: str = GROUND_TRUTH_TOPIC) -> tuple[np.ndarray, np.ndarray]:

@@ -24,8 +24,9 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
-from midas_ros.ros.bag import NS_PER_S, BagMessage, bag_topics, read_messages
+from midas_ros.ros.bag import BagMessage, bag_topics, read_messages
 from midas_ros.ros.nodes import declare_param, run_node
+from midas_ros.sync import NS_PER_S
 
 LATCHED_TOPICS = ("/tf_static", "/robot_description")
 

@@ -16,10 +16,13 @@ the same layout with amplitude = rows 0..2 and phase = rows 3..5.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
+
+from midas_ros.sync import NS_PER_S
 
 IMAGE_DTYPES: dict[str, np.dtype] = {"16UC1": np.dtype(np.uint16), "32FC1": np.dtype(np.float32)}
 # PointField datatype -> numpy dtype (little-endian; byte-swapped for big-endian clouds).
@@ -294,3 +297,8 @@ def msg_to_sample(modality: str, msg: Image | PointCloud2) -> np.ndarray:
         amplitude, phase = pointcloud2_to_csi(msg)
         return np.concatenate([amplitude, phase], axis=0)
     raise ValueError(f"unknown modality {modality!r}")
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    """builtin_interfaces/Time (rclpy or rosbags) as integer nanoseconds."""
+    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)

@@ -34,11 +34,12 @@ from midas_ros.evaluate.metrics import mpjpe_mm
 from midas_ros.ros import bag
 from midas_ros.ros.bag_player import BagPlayer
 from midas_ros.ros.bringup import build_nodes, spin, start_when_matched
+from midas_ros.ros.conversions import stamp_to_ns
 from midas_ros.ros.fusion_node import MARKERS_TOPIC, POSES_TOPIC, default_checkpoint
 from midas_ros.ros.markers import LABEL_ID, MARKER_NS, subset_color, subset_label
 from midas_ros.skeleton import BONES
+from midas_ros.sync import NS_PER_S
 
-NS_PER_S = 1_000_000_000
 MATCH_TOLERANCE_NS = 50_000_000  # a prediction belongs to the ground-truth frame within 50 ms
 
 
@@ -127,7 +128,7 @@ def read_skeletons(skeleton_bag: Path) -> tuple[np.ndarray, np.ndarray, list[str
     for message in bag.read_messages(skeleton_bag, [MARKERS_TOPIC]):
         for marker in message.deserialize().markers:
             if marker.ns == MARKER_NS and marker.id == LABEL_ID:
-                labels_by_stamp[bag.stamp_to_ns(marker.header.stamp)] = marker.text
+                labels_by_stamp[stamp_to_ns(marker.header.stamp)] = marker.text
     return stamps, joints, [labels_by_stamp.get(int(s), "?") for s in stamps]
 
 

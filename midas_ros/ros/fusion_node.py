@@ -47,12 +47,11 @@ from sensor_msgs.msg import Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from midas_ros import MODALITIES
-from midas_ros.ros.conversions import ConversionError, msg_to_sample
+from midas_ros.ros.conversions import ConversionError, msg_to_sample, stamp_to_ns
 from midas_ros.ros.markers import delete_all_markers, pose_array, skeleton_markers, subset_label
 from midas_ros.ros.nodes import declare_param, run_node
-from midas_ros.sync import ModalityConfig, SampleSet, StalenessSynchronizer
+from midas_ros.sync import NS_PER_S, ModalityConfig, SampleSet, StalenessSynchronizer
 
-NS_PER_S = 1_000_000_000
 SAMPLE_TYPES: dict[str, type] = {"depth": Image, "lidar": PointCloud2, "csi": PointCloud2}
 SAMPLE_TOPICS: dict[str, str] = {m: f"/midas/sample/{m}" for m in MODALITIES}
 MARKERS_TOPIC = "/midas/skeleton/markers"
@@ -106,10 +105,6 @@ class LatestSlot(Generic[T]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-
-
-def _stamp_ns(stamp: Any) -> int:
-    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
 
 
 def _kv(key: str, value: Any) -> KeyValue:
@@ -248,7 +243,7 @@ class FusionNode(Node):
                 f"rejected a {modality} sample ({exc.reason}): {exc}", throttle_duration_sec=5.0
             )
             return
-        stamp_ns = _stamp_ns(msg.header.stamp)
+        stamp_ns = stamp_to_ns(msg.header.stamp)
         now_ns = self._now_ns()
         self.sync.add(modality, stamp_ns, sample)
         with self._lock:
