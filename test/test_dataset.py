@@ -166,6 +166,13 @@ def test_subject_restriction(tree: Path) -> None:
         MMFiDataset(tree, split="all", subjects=[4])
 
 
+def test_subject_restriction_ignores_other_subjects_half_written_sequences(own_tree: Path) -> None:
+    (layout.sequence_dir(own_tree, 2, 27) / "ground_truth.npy").unlink()  # S02 still being written
+    assert MMFiDataset(own_tree, split="all", subjects=[1]).subjects == (1,)
+    with pytest.raises(FileNotFoundError, match="ground_truth"):
+        MMFiDataset(own_tree, split="all", subjects=[1, 2])
+
+
 def test_missing_file_is_marked_missing_not_shifted(own_tree: Path) -> None:
     seq = layout.sequence_dir(own_tree, 2, 27)
     layout.frame_path(seq, "lidar", 2).unlink()

@@ -148,6 +148,27 @@ def test_split_is_by_subject_disjoint_and_spans_environments() -> None:
     assert set(subjects[idx].tolist()) == set(split.test)
 
 
+def test_wide_preset_splits_match_small_frame_for_frame_with_four_times_the_people() -> None:
+    from midas_ros.sim.generate import PRESETS as SIM
+    from midas_ros.train.recipe import PRESETS
+
+    def part_frames(sim: str) -> dict[str, int]:
+        preset = SIM[sim]
+        split = split_subjects(preset["subjects"], PRESETS[sim].num_test_subjects, PRESETS[sim].val_fraction)
+        per_subject = len(preset["actions"]) * preset["frames"]
+        return {
+            part: len(getattr(split, part)) * per_subject for part in ("inner_train", "outer_val", "test")
+        }
+
+    assert (
+        part_frames("wide") == part_frames("small") == {"inner_train": 9720, "outer_val": 3240, "test": 3240}
+    )
+    wide = split_subjects(SIM["wide"]["subjects"], PRESETS["wide"].num_test_subjects)
+    assert len(wide.test) == 8 and len(wide.inner_train) == 24
+    for part in (wide.test, wide.outer_val, wide.inner_train):  # every room in every part
+        assert {(s - 1) // 10 for s in part} == {0, 1, 2, 3}
+
+
 # ---- tiny end-to-end runs on synthetic arrays -------------------------------------------------------------
 
 # latent_channels 16, not 8: with 8 the denoiser's bottlenecks are 1-2 channels wide, and GroupNorm over so

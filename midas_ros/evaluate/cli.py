@@ -1,6 +1,6 @@
 """Evaluate a recipe run: the 7-subset table of the five models on the held-out subjects.
 
-    python -m midas_ros.evaluate.cli --data data/mmfi_sim --runs runs/default --out docs/
+    python -m midas_ros.evaluate.cli --data data/mmfi_wide --runs runs/wide --out docs/
 
 Writes <out>/results.md, results.csv, results.png and results.json.
 """
@@ -137,8 +137,8 @@ def _provenance(run_dir: Path, device: torch.device) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("data/mmfi_sim"), help="MM-Fi style data folder")
-    parser.add_argument("--runs", type=Path, default=Path("runs/default"), help="recipe run folder")
+    parser.add_argument("--data", type=Path, default=Path("data/mmfi_wide"), help="MM-Fi style data folder")
+    parser.add_argument("--runs", type=Path, default=Path("runs/wide"), help="recipe run folder")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="where results.* are written")
     parser.add_argument("--device", default="auto")
     parser.add_argument(

@@ -106,13 +106,12 @@ class MMFiDataset:
         self.split = split
         self.split_scheme = split_scheme
 
-        found = _discover_sequences(self.root, self.actions)
-        if subjects is not None:
-            wanted = {int(s) for s in subjects}
+        wanted = None if subjects is None else {int(s) for s in subjects}
+        found = _discover_sequences(self.root, self.actions, wanted)
+        if wanted is not None:
             missing = sorted(wanted - {s.subject for s in found})
             if missing:
                 raise ValueError(f"subjects {missing} not found under {self.root}")
-            found = [s for s in found if s.subject in wanted]
         self.available_subjects: tuple[int, ...] = tuple(sorted({s.subject for s in found}))
         self.sequences: list[_Sequence] = _select_split(
             found, split, split_scheme, seed, train_ratio, val_subjects, val_environment
@@ -259,8 +258,11 @@ def _numbered_dirs(parent: Path, pattern: re.Pattern[str]) -> list[tuple[int, Pa
     return sorted(found)
 
 
-def _discover_sequences(root: Path, actions: tuple[int, ...]) -> list[_Sequence]:
-    """All ROOT/Exx/Sxx/Axx folders of the wanted actions, with their ground-truth length."""
+def _discover_sequences(
+    root: Path, actions: tuple[int, ...], subjects: set[int] | None = None
+) -> list[_Sequence]:
+    """All ROOT/Exx/Sxx/Axx folders of the wanted actions (and subjects: None = all), with their
+    ground-truth length. Other subjects' folders are not opened, so one being written does not matter."""
     expected = "ROOT/E01..E04/Sxx/A01..A27/{depth,lidar,wifi-csi}/frameNNN.* + ground_truth.npy"
     if not root.is_dir():
         raise FileNotFoundError(f"MM-Fi root {root} is not a directory (expected {expected})")
@@ -277,6 +279,8 @@ def _discover_sequences(root: Path, actions: tuple[int, ...]) -> list[_Sequence]
     for env, env_dir in environments:
         for subject, subject_dir in _numbered_dirs(env_dir, _SUBJECT_RE):
             any_subject = True
+            if subjects is not None and subject not in subjects:
+                continue
             for action, seq_dir in _numbered_dirs(subject_dir, _ACTION_RE):
                 if action not in actions:
                     continue
@@ -289,7 +293,7 @@ def _discover_sequences(root: Path, actions: tuple[int, ...]) -> list[_Sequence]
                 sequences.append(_Sequence(env, subject, action, seq_dir, shape[0]))
     if not any_subject:
         raise FileNotFoundError(f"no Sxx subject folders under the E folders of {root} (expected {expected})")
-    if not sequences:
+    if not sequences and subjects is None:  # with subjects, the caller names the ones not found
         raise FileNotFoundError(f"no sequence of actions {list(actions)} under {root} (expected {expected})")
     return sequences
 

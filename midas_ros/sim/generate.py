@@ -1,6 +1,6 @@
 """Simulate MM-Fi-like sequences (skeleton, depth, LiDAR, WiFi CSI) in memory or onto disk.
 
-    python -m midas_ros.sim.generate --out data/mmfi_sim --preset small --seed 0 [--workers N]
+    python -m midas_ros.sim.generate --out data/mmfi_wide --preset wide --seed 0 [--workers N]
 
 Everything is deterministic for a seed: each (subject, action) has its own random streams, so the
 same seed gives byte-identical files whatever the worker count or the set of sequences generated.
@@ -34,6 +34,12 @@ PRESETS: dict[str, dict[str, tuple[int, ...] | int]] = {
         "subjects": (1, 2, 3, 11, 12, 13, 21, 22, 31, 32),
         "actions": tuple(range(1, layout.NUM_ACTIONS + 1)),
         "frames": 60,
+    },
+    # Same 16,200 frames as "small", spread over all 40 subjects: more people, fewer frames each.
+    "wide": {
+        "subjects": tuple(range(1, layout.NUM_SUBJECTS + 1)),
+        "actions": tuple(range(1, layout.NUM_ACTIONS + 1)),
+        "frames": 15,
     },
     "full": {
         "subjects": tuple(range(1, layout.NUM_SUBJECTS + 1)),
@@ -171,8 +177,8 @@ def _id(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console script midas_generate."""
     parser = argparse.ArgumentParser(description="Simulate an MM-Fi-like dataset (depth, LiDAR, WiFi CSI).")
-    parser.add_argument("--out", type=Path, default=Path("data/mmfi_sim"), help="dataset root to write")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    parser.add_argument("--out", type=Path, default=Path("data/mmfi_wide"), help="dataset root to write")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="wide")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     parser.add_argument(

@@ -1,6 +1,6 @@
 """Measure the exact (second-order) bi-level weight gradient against its first-order approximation.
 
-    python -m midas_ros.train.check_bilevel --runs runs/default [--steps 60] [--probes 5]
+    python -m midas_ros.train.check_bilevel --runs runs/wide [--steps 60] [--probes 5]
 
 Uses a finished stage 1 of a recipe run. Trains MIDAS for `steps` inner steps from the stage-1
 encoders, and every steps/probes steps compares, on the same batches and random draws, the exact outer
@@ -109,8 +109,8 @@ def measure(run_dir: Path, data_root: Path, steps: int, probes: int, seed: int =
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=Path, default=Path("runs/default"))
-    parser.add_argument("--data", type=Path, default=Path("data/mmfi_sim"))
+    parser.add_argument("--runs", type=Path, default=Path("runs/wide"))
+    parser.add_argument("--data", type=Path, default=Path("data/mmfi_wide"))
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--probes", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
