@@ -149,7 +149,7 @@ def test_split_is_by_subject_disjoint_and_spans_environments() -> None:
 
 
 def test_wide_preset_splits_match_small_frame_for_frame_with_four_times_the_people() -> None:
-    from midas_ros.sim.generate import PRESETS as SIM
+    from midas_ros.sim.presets import PRESETS as SIM
     from midas_ros.train.recipe import PRESETS
 
     def part_frames(sim: str) -> dict[str, int]:

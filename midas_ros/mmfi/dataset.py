@@ -108,10 +108,6 @@ class MMFiDataset:
 
         wanted = None if subjects is None else {int(s) for s in subjects}
         found = _discover_sequences(self.root, self.actions, wanted)
-        if wanted is not None:
-            missing = sorted(wanted - {s.subject for s in found})
-            if missing:
-                raise ValueError(f"subjects {missing} not found under {self.root}")
         self.available_subjects: tuple[int, ...] = tuple(sorted({s.subject for s in found}))
         self.sequences: list[_Sequence] = _select_split(
             found, split, split_scheme, seed, train_ratio, val_subjects, val_environment
@@ -293,7 +289,9 @@ def _discover_sequences(
                 sequences.append(_Sequence(env, subject, action, seq_dir, shape[0]))
     if not any_subject:
         raise FileNotFoundError(f"no Sxx subject folders under the E folders of {root} (expected {expected})")
-    if not sequences and subjects is None:  # with subjects, the caller names the ones not found
+    if subjects is not None and (missing := sorted(subjects - {s.subject for s in sequences})):
+        raise ValueError(f"subjects {missing} not found under {root}")
+    if not sequences:
         raise FileNotFoundError(f"no sequence of actions {list(actions)} under {root} (expected {expected})")
     return sequences
 

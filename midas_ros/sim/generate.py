@@ -25,28 +25,9 @@ from midas_ros.sim.csi import simulate_csi
 from midas_ros.sim.depth import DepthRenderer, add_depth_noise
 from midas_ros.sim.lidar import LidarScanner, crop_to_person
 from midas_ros.sim.motions import action_params
+from midas_ros.sim.presets import PRESETS
 from midas_ros.sim.room import room_mesh, room_of
 from midas_ros.sim.sensors import FRAME_RATE_HZ, LIDAR_POSITION
-
-PRESETS: dict[str, dict[str, tuple[int, ...] | int]] = {
-    "tiny": {"subjects": (1, 11, 21), "actions": (1, 12, 27), "frames": 10},
-    "small": {
-        "subjects": (1, 2, 3, 11, 12, 13, 21, 22, 31, 32),
-        "actions": tuple(range(1, layout.NUM_ACTIONS + 1)),
-        "frames": 60,
-    },
-    # Same 16,200 frames as "small", spread over all 40 subjects: more people, fewer frames each.
-    "wide": {
-        "subjects": tuple(range(1, layout.NUM_SUBJECTS + 1)),
-        "actions": tuple(range(1, layout.NUM_ACTIONS + 1)),
-        "frames": 15,
-    },
-    "full": {
-        "subjects": tuple(range(1, layout.NUM_SUBJECTS + 1)),
-        "actions": tuple(range(1, layout.NUM_ACTIONS + 1)),
-        "frames": layout.FRAMES_PER_SEQUENCE,
-    },
-}
 
 
 @dataclass

@@ -22,7 +22,7 @@ import torch
 
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 from midas_ros.model import MidasConfig, resolve_device
-from midas_ros.sim.generate import PRESETS as SIM_PRESETS
+from midas_ros.sim.presets import PRESETS as SIM_PRESETS
 from midas_ros.train import state
 from midas_ros.train.data import build_token_cache, generate_dataset, load_preprocessed
 from midas_ros.train.splits import SubjectSplit, split_subjects
@@ -69,25 +69,17 @@ class Recipe:
 
 
 # Sizes chosen for a ~40 minute recipe on a 2-core CPU (docs/training.md).
+_SMALL = Recipe(
+    model=MidasConfig(feature_dim=256, num_tokens=32, encoder_width=16, latent_channels=128, head_hidden=256),
+    stage1=Stage1Settings(epochs=4, batch_size=32, lr=1e-3),
+    stage2=Stage2Settings(epochs=6, batch_size=32, outer_every=8),
+)
 PRESETS: dict[str, Recipe] = {
-    "small": Recipe(
-        model=MidasConfig(
-            feature_dim=256, num_tokens=32, encoder_width=16, latent_channels=128, head_hidden=256
-        ),
-        stage1=Stage1Settings(epochs=4, batch_size=32, lr=1e-3),
-        stage2=Stage2Settings(epochs=6, batch_size=32, outer_every=8),
-    ),
+    "small": _SMALL,
     # The shipped model: the papers' d = 512 on the simulator's "wide" data (40 subjects x 15 frames).
     # Eight test subjects give the same 3,240 test frames as "small"'s two, and inner-train / outer-val
     # keep small's frame counts too: same data volume, four times the people.
-    "wide": Recipe(
-        model=MidasConfig(
-            feature_dim=512, num_tokens=32, encoder_width=16, latent_channels=128, head_hidden=256
-        ),
-        stage1=Stage1Settings(epochs=4, batch_size=32, lr=1e-3),
-        stage2=Stage2Settings(epochs=6, batch_size=32, outer_every=8),
-        num_test_subjects=8,
-    ),
+    "wide": replace(_SMALL, model=replace(_SMALL.model, feature_dim=512), num_test_subjects=8),
     # Seconds, for tests and smoke runs of the tiny data set.
     "tiny": Recipe(
         model=MidasConfig(feature_dim=32, num_tokens=8, encoder_width=4, latent_channels=16, head_hidden=32),
