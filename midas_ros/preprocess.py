@@ -11,10 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import open3d as o3d
 
-DEPTH_INPUT_HW: tuple[int, int] = (96, 128)  # (H, W) of the model's depth input
-LIDAR_NUM_POINTS = 512  # fixed point count of the model's LiDAR input
-CSI_INPUT_SHAPE: tuple[int, int, int] = (6, 114, 10)  # amplitude (3) + phase (3) x subcarriers x packets
-CSI_RAW_SHAPE: tuple[int, int, int] = (CSI_INPUT_SHAPE[0] // 2, *CSI_INPUT_SHAPE[1:])  # (3, 114, 10)
+from midas_ros.interfaces import CSI_RAW_SHAPE, DEPTH_INPUT_HW, LIDAR_NUM_POINTS
 
 # Robust z-scores of CSI amplitude beyond this are glitches (Atheros spikes), not signal.
 CSI_AMPLITUDE_CLIP = 10.0

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from midas_ros.interfaces import CSI_INPUT_SHAPE, DEPTH_INPUT_HW, LIDAR_NUM_POINTS
 from midas_ros.preprocess import (
-    CSI_INPUT_SHAPE,
-    DEPTH_INPUT_HW,
-    LIDAR_NUM_POINTS,
     LidarROI,
     PreprocessError,
     preprocess_csi,

@@ -12,6 +12,8 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
+from midas_ros.interfaces import CSI_RAW_SHAPE
+
 FRAMES_PER_SEQUENCE = 297
 NUM_ENVIRONMENTS = 4
 SUBJECTS_PER_ENVIRONMENT = 10
@@ -22,10 +24,8 @@ NUM_ACTIONS = 27
 MODALITY_FOLDERS: dict[str, str] = {"depth": "depth", "lidar": "lidar", "csi": "wifi-csi"}
 MODALITY_SUFFIXES: dict[str, str] = {"depth": ".png", "lidar": ".bin", "csi": ".mat"}
 
-CSI_ANTENNAS = 3
-CSI_SUBCARRIERS = 114
-CSI_PACKETS = 10
-CSI_SHAPE = (CSI_ANTENNAS, CSI_SUBCARRIERS, CSI_PACKETS)
+CSI_SHAPE = CSI_RAW_SHAPE  # antennas x subcarriers x packets
+CSI_ANTENNAS, CSI_SUBCARRIERS, CSI_PACKETS = CSI_SHAPE
 
 ACTION_NAMES: dict[int, str] = {
     1: "Stretching and relaxing",

@@ -20,25 +20,13 @@ import numpy as np
 from tqdm import tqdm
 
 from midas_ros import MODALITIES
+from midas_ros.interfaces import INPUT_SHAPES
 from midas_ros.mmfi.dataset import MMFiDataset
-from midas_ros.preprocess import (
-    CSI_INPUT_SHAPE,
-    DEPTH_INPUT_HW,
-    LIDAR_NUM_POINTS,
-    PreprocessError,
-    preprocess_csi,
-    preprocess_depth,
-    preprocess_lidar,
-)
+from midas_ros.preprocess import PreprocessError, preprocess_csi, preprocess_depth, preprocess_lidar
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-_SHAPES: dict[str, tuple[int, ...]] = {
-    "depth": (1, *DEPTH_INPUT_HW),
-    "lidar": (LIDAR_NUM_POINTS, 3),
-    "csi": CSI_INPUT_SHAPE,
-}
 _STORAGE_DTYPES: dict[str, type] = {"depth": np.float16, "lidar": np.float32, "csi": np.float16}
 _ARRAY_FIELDS = ("depth", "lidar", "csi", "present", "joints", "subject", "action", "frame")
 
@@ -63,9 +51,9 @@ class PreprocessedSet:
     def __post_init__(self) -> None:
         n = len(self.joints)
         expected = {
-            "depth": (n, *_SHAPES["depth"]),
-            "lidar": (n, *_SHAPES["lidar"]),
-            "csi": (n, *_SHAPES["csi"]),
+            "depth": (n, *INPUT_SHAPES["depth"]),
+            "lidar": (n, *INPUT_SHAPES["lidar"]),
+            "csi": (n, *INPUT_SHAPES["csi"]),
             "present": (n, len(MODALITIES)),
             "joints": (n, 17, 3),
             "subject": (n,),
@@ -135,9 +123,9 @@ class PreprocessedSet:
         preprocess_lidar (e.g. a LidarROI for a rig other than the simulator's).
         """
         n = len(dataset)
-        depth = np.zeros((n, *_SHAPES["depth"]), dtype=_STORAGE_DTYPES["depth"])
-        lidar = np.zeros((n, *_SHAPES["lidar"]), dtype=_STORAGE_DTYPES["lidar"])
-        csi = np.zeros((n, *_SHAPES["csi"]), dtype=_STORAGE_DTYPES["csi"])
+        depth = np.zeros((n, *INPUT_SHAPES["depth"]), dtype=_STORAGE_DTYPES["depth"])
+        lidar = np.zeros((n, *INPUT_SHAPES["lidar"]), dtype=_STORAGE_DTYPES["lidar"])
+        csi = np.zeros((n, *INPUT_SHAPES["csi"]), dtype=_STORAGE_DTYPES["csi"])
         arrays = {"depth": depth, "lidar": lidar, "csi": csi}
         present = np.zeros((n, len(MODALITIES)), dtype=bool)
         joints = np.zeros((n, 17, 3), dtype=np.float32)

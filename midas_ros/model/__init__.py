@@ -25,6 +25,7 @@ Inference: PosePredictor.from_checkpoint(path, device="auto", num_threads=None)
     On the shared 2-core CPU use 1 torch thread (num_threads=1): 2 threads were ~10x slower there.
 """
 
+from midas_ros.interfaces import INPUT_SHAPES
 from midas_ros.model.baselines import ConcatBaseline, DecisionAverageBaseline
 from midas_ros.model.checkpoint import (
     MODEL_KINDS,
@@ -35,7 +36,6 @@ from midas_ros.model.checkpoint import (
     save_checkpoint,
 )
 from midas_ros.model.config import MidasConfig, tiny_config
-from midas_ros.model.encoders import INPUT_SHAPES
 from midas_ros.model.midas import MIDAS, FusionModel, MidasOutput
 from midas_ros.model.predictor import PosePredictor, resolve_device
 from midas_ros.model.weights import renormalised_weights

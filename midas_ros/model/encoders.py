@@ -14,11 +14,6 @@ from torch import Tensor, nn
 
 from midas_ros import MODALITIES
 
-DEPTH_SHAPE = (1, 96, 128)
-LIDAR_SHAPE = (512, 3)
-CSI_SHAPE = (6, 114, 10)
-INPUT_SHAPES: dict[str, tuple[int, ...]] = {"depth": DEPTH_SHAPE, "lidar": LIDAR_SHAPE, "csi": CSI_SHAPE}
-
 # Depth is given in metres with 0 = invalid; dividing by a typical range keeps the first layer well scaled.
 _DEPTH_SCALE_M = 4.0
 

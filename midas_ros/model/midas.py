@@ -19,9 +19,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from midas_ros import MODALITIES
+from midas_ros.interfaces import INPUT_SHAPES
 from midas_ros.model.config import MidasConfig
 from midas_ros.model.diffkd import DiffusionRefiner, PointwiseConv
-from midas_ros.model.encoders import INPUT_SHAPES, build_encoders
+from midas_ros.model.encoders import build_encoders
 from midas_ros.model.weights import check_present, renormalised_weights
 from midas_ros.skeleton import NUM_JOINTS
 

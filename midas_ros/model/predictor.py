@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from midas_ros import MODALITIES
+from midas_ros.interfaces import INPUT_SHAPES
 from midas_ros.model.checkpoint import load_checkpoint, read_checkpoint_info
-from midas_ros.model.encoders import INPUT_SHAPES
 from midas_ros.model.midas import FusionModel
 
 
