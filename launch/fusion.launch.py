@@ -6,7 +6,8 @@
     ros2 launch midas_ros fusion.launch.py depth_topic:=/my_cam/depth/image_raw device:=cpu
 
 Parameters come from config/adapters.yaml (adapters) and config/midas.yaml (fusion node, bag player);
-the arguments below override a few of them. Sensor topics are remapped from the adapters' defaults.
+the arguments below override a few of them. The nodes' topic names are relative (midas_ros/interfaces.py);
+the sensor inputs are remapped to the *_topic arguments, which default to the drivers' own topics.
 """
 
 from launch import LaunchDescription
@@ -16,13 +17,12 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, Pyth
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from midas_ros.interfaces import SENSOR_TOPICS
+
 PACKAGE = "midas_ros"
-# The adapters' default input topics (midas_ros/ros/*_adapter.py), remapped to the launch arguments.
-DEFAULT_TOPICS = {
-    "depth_topic": "/camera/camera/depth/image_rect_raw",
-    "lidar_topic": "/ouster/points",
-    "csi_topic": "/wifi/csi",
-}
+# One launch argument per sensor input, named after the modality; the nodes' relative topic names
+# (midas_ros/interfaces.py) are remapped to them. Their defaults are the drivers' own topics.
+TOPIC_ARGUMENTS = {"depth": "depth_topic", "lidar": "lidar_topic", "csi": "csi_topic"}
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -47,15 +47,12 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("bag", default_value="", description="MCAP bag to play (empty = live sensors)"),
         DeclareLaunchArgument("rate", default_value="1.0", description="bag playback speed factor"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with config/midas.rviz"),
-        DeclareLaunchArgument(
-            "depth_topic", default_value=DEFAULT_TOPICS["depth_topic"], description="depth Image input topic"
-        ),
-        DeclareLaunchArgument(
-            "lidar_topic", default_value=DEFAULT_TOPICS["lidar_topic"], description="LiDAR PointCloud2 topic"
-        ),
-        DeclareLaunchArgument(
-            "csi_topic", default_value=DEFAULT_TOPICS["csi_topic"], description="CSI PointCloud2 input topic"
-        ),
+        *[
+            DeclareLaunchArgument(
+                argument, default_value=f"/{SENSOR_TOPICS[m]}", description=f"{m} input topic of your driver"
+            )
+            for m, argument in TOPIC_ARGUMENTS.items()
+        ],
     ]
     use_sim_time = LaunchConfiguration("use_sim_time")
     device = LaunchConfiguration("device")
@@ -63,11 +60,7 @@ def generate_launch_description() -> LaunchDescription:
     composed = LaunchConfiguration("composed")
     bag = LaunchConfiguration("bag")
     rate = LaunchConfiguration("rate")
-    remappings = [
-        (DEFAULT_TOPICS["depth_topic"], LaunchConfiguration("depth_topic")),
-        (DEFAULT_TOPICS["lidar_topic"], LaunchConfiguration("lidar_topic")),
-        (DEFAULT_TOPICS["csi_topic"], LaunchConfiguration("csi_topic")),
-    ]
+    remappings = [(SENSOR_TOPICS[m], LaunchConfiguration(a)) for m, a in TOPIC_ARGUMENTS.items()]
     sim_time = {"use_sim_time": PythonExpression(["'", use_sim_time, "'.lower() == 'true'"])}
     separate = UnlessCondition(composed)
 

@@ -28,6 +28,7 @@ from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
 
 from midas_ros.csi_devices import CsiDeviceError
+from midas_ros.interfaces import SAMPLE_TOPICS, SENSOR_TOPICS
 from midas_ros.ros.conversions import array_to_image, csi_to_pointcloud2, msg_to_sample, pointcloud2_to_csi
 from midas_ros.ros.csi_adapter import CsiAdapter
 from midas_ros.ros.csi_capture_node import CsiCaptureNode
@@ -40,6 +41,16 @@ INTEL = CSI_DIR / "5300_sample_0x1_ap.dat"
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 context = pytest.fixture(ros_context_fixture)  # a private rclpy context per test
+
+
+def remap(modality: str, raw: str, sample: str | None = None) -> list[str]:
+    """Node arguments that remap an adapter's relative input (and output) topic, as a launch file does."""
+    rules = ["-r", f"{SENSOR_TOPICS[modality]}:={raw}"]
+    if sample is not None:
+        rules += ["-r", f"{SAMPLE_TOPICS[modality]}:={sample}"]
+    return ["--ros-args", *rules]
+
+
 ADAPTERS = {
     "depth": (DepthAdapter, Image),
     "lidar": (LidarAdapter, PointCloud2),
@@ -57,12 +68,11 @@ class Rig:
         self.executor.add_node(self.probe)
         self.adapters, self.pubs, self.samples = {}, {}, {}
         for modality, (cls, msg_type) in ADAPTERS.items():
-            overrides = [
-                Parameter("input_topic", value=f"/test/raw/{modality}"),
-                Parameter("output_topic", value=f"/test/sample/{modality}"),
-                Parameter("diagnostics_period_s", value=0.25),
-            ]
-            self.adapters[modality] = cls(context=context, parameter_overrides=overrides)
+            self.adapters[modality] = cls(
+                context=context,
+                parameter_overrides=[Parameter("diagnostics_period_s", value=0.25)],
+                cli_args=remap(modality, f"/test/raw/{modality}", f"/test/sample/{modality}"),
+            )
             self.executor.add_node(self.adapters[modality])
             # Depth like a RealSense driver (best effort), the others like a bag player (reliable).
             qos = BEST_EFFORT if modality == "depth" else RELIABLE
@@ -92,13 +102,14 @@ class Rig:
         return out
 
     def expect_rejection(self, modality: str, msg, reason: str) -> None:
-        adapter = self.adapters[modality]
-        before, accepted = adapter.rejected[reason], adapter.accepted
+        accounting = self.adapters[modality].accounting
+        before = accounting.snapshot()
         self.pubs[modality].publish(msg)
-        assert spin_until(self.executor, lambda: adapter.rejected[reason] > before), (
-            f"{modality}: no '{reason}' rejection; counts {dict(adapter.rejected)}"
-        )
-        assert adapter.accepted == accepted
+        assert spin_until(
+            self.executor,
+            lambda: accounting.snapshot().rejected.get(reason, 0) > before.rejected.get(reason, 0),
+        ), f"{modality}: no '{reason}' rejection; counts {accounting.snapshot()}"
+        assert accounting.snapshot().processed == before.processed
 
     def close(self) -> None:
         for node in [*self.adapters.values(), self.probe]:
@@ -240,7 +251,7 @@ def test_csi_rejections_and_node_survives(rig):
 def test_diagnostics_report_counts_by_reason(rig):
     rgb = Image(header=rig.header("cam"), height=2, width=2, encoding="bgr8", step=6, data=bytes(12))
     rig.expect_rejection("depth", rgb, "bad_encoding")
-    expected = rig.adapters["depth"].rejected["bad_encoding"]
+    expected = rig.adapters["depth"].accounting.snapshot().rejected["bad_encoding"]
 
     def depth_status():
         for array in reversed(rig.diagnostics.messages):
@@ -255,7 +266,9 @@ def test_diagnostics_report_counts_by_reason(rig):
         timeout_s=3,
     )
     values = depth_status()
-    assert int(values["accepted"]) == rig.adapters["depth"].accepted > 0
+    counts = rig.adapters["depth"].accounting.snapshot()
+    assert int(values["processed"]) == counts.processed > 0
+    assert int(values["received"]) == counts.received == counts.processed + counts.rejected_total
     assert values["input_topic"] == "/test/raw/depth"
     # Each adapter publishes on its own timer: wait (bounded) until all three have reported.
     expected_names = {"midas_ros/depth_adapter", "midas_ros/lidar_adapter", "midas_ros/csi_adapter"}
@@ -293,11 +306,7 @@ PUBLISHER = textwrap.dedent(
 
 def test_adapter_receives_from_another_process(context):
     executor = SingleThreadedExecutor(context=context)
-    overrides = [
-        Parameter("input_topic", value="/xproc/depth"),
-        Parameter("output_topic", value="/xproc/out"),
-    ]
-    adapter = DepthAdapter(context=context, parameter_overrides=overrides)
+    adapter = DepthAdapter(context=context, cli_args=remap("depth", "/xproc/depth", "/xproc/out"))
     probe = Node("xproc_probe", context=context)
     got = Collector(probe, Image, "/xproc/out", RELIABLE)
     for node in (adapter, probe):
@@ -321,7 +330,7 @@ def test_adapter_receives_from_another_process(context):
 def test_main_shuts_down_cleanly_on_sigint():
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "midas_ros.ros.csi_adapter", "--ros-args", "-p", "input_topic:=/sigint/csi"],
+        [sys.executable, "-m", "midas_ros.ros.csi_adapter", "--ros-args", "-r", "wifi/csi:=/sigint/csi"],
         env=env,
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
@@ -356,9 +365,12 @@ def test_capture_file_to_csi_topic_and_adapter(rig):
     overrides = [
         Parameter("capture_path", value=str(INTEL)),
         Parameter("rate_hz", value=50.0),
-        Parameter("output_topic", value="/test/capture"),
     ]
-    node = CsiCaptureNode(context=rig.context, parameter_overrides=overrides)
+    node = CsiCaptureNode(
+        context=rig.context,
+        parameter_overrides=overrides,
+        cli_args=["--ros-args", "-r", "wifi/csi:=/test/capture"],
+    )
     got = Collector(rig.probe, PointCloud2, "/test/capture", RELIABLE)
     rig.executor.add_node(node)
     try:
@@ -383,9 +395,12 @@ def test_capture_live_udp(rig):
         Parameter("source", value="udp"),
         Parameter("device", value="intel5300"),
         Parameter("udp_port", value=0),
-        Parameter("output_topic", value="/test/capture_udp"),
     ]
-    node = CsiCaptureNode(context=rig.context, parameter_overrides=overrides)
+    node = CsiCaptureNode(
+        context=rig.context,
+        parameter_overrides=overrides,
+        cli_args=["--ros-args", "-r", "wifi/csi:=/test/capture_udp"],
+    )
     got = Collector(rig.probe, PointCloud2, "/test/capture_udp", RELIABLE)
     rig.executor.add_node(node)
     # The Intel tool's log: records of a 2-byte big-endian length then the record; send 30 records.

@@ -77,7 +77,9 @@ def test_every_executable_is_a_console_script(tree: ast.Module, constants: dict[
             continue
         if isinstance(executable, ast.Name):  # Node(...) for executable in (...)
             comprehension = next(
-                g for g in ast.walk(tree) if isinstance(g, ast.comprehension) and g.target.id == executable.id
+                g
+                for g in ast.walk(tree)
+                if isinstance(g, ast.comprehension) and getattr(g.target, "id", None) == executable.id
             )
             executables += [ast.literal_eval(e) for e in comprehension.iter.elts]
         else:
@@ -100,10 +102,27 @@ def test_every_loaded_file_exists_and_is_installed(tree: ast.Module) -> None:
         )
 
 
+def _argument_names(tree: ast.Module, name: str) -> set[str]:
+    """First arguments of the `name(...)` calls; a variable stands for TOPIC_ARGUMENTS' values."""
+    topic_arguments = _module_dict(tree, "TOPIC_ARGUMENTS")
+    names: set[str] = set()
+    for call in _calls(tree, name):
+        first = call.args[0]
+        names |= set(topic_arguments.values()) if isinstance(first, ast.Name) else {ast.literal_eval(first)}
+    return names
+
+
+def _module_dict(tree: ast.Module, name: str) -> dict:
+    assignment = next(
+        n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == name
+    )
+    return ast.literal_eval(assignment.value)
+
+
 def test_launch_arguments_are_declared_and_used(tree: ast.Module) -> None:
-    declared = {ast.literal_eval(c.args[0]) for c in _calls(tree, "DeclareLaunchArgument")}
-    used = {ast.literal_eval(c.args[0]) for c in _calls(tree, "LaunchConfiguration")}
-    assert declared >= {"use_sim_time", "device", "composed"}
+    declared = _argument_names(tree, "DeclareLaunchArgument")
+    used = _argument_names(tree, "LaunchConfiguration")
+    assert declared >= {"use_sim_time", "device", "composed", "depth_topic", "lidar_topic", "csi_topic"}
     assert declared - used == set(), "declared but never used"
     assert used - declared == set(), "used but never declared"
 
@@ -121,19 +140,18 @@ def test_bringup_accepts_the_options_passed_to_it(tree: ast.Module, constants: d
     assert options and set(options) <= accepted
 
 
-def test_default_topics_are_the_adapters_inputs(tree: ast.Module) -> None:
-    from midas_ros.ros.csi_adapter import CsiAdapter
-    from midas_ros.ros.depth_adapter import DepthAdapter
-    from midas_ros.ros.lidar_adapter import LidarAdapter
+def test_topic_names_come_from_the_interfaces_module(tree: ast.Module) -> None:
+    """One home for topic names: the launch file remaps the nodes' names from midas_ros.interfaces."""
+    from midas_ros import MODALITIES
 
-    assignment = next(
-        n
-        for n in tree.body
-        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "DEFAULT_TOPICS"
-    )
-    topics = ast.literal_eval(assignment.value)
-    assert topics == {
-        "depth_topic": DepthAdapter.default_input_topic,
-        "lidar_topic": LidarAdapter.default_input_topic,
-        "csi_topic": CsiAdapter.default_input_topic,
+    imports = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "midas_ros.interfaces"
+        for alias in node.names
     }
+    assert "SENSOR_TOPICS" in imports
+    assert set(_module_dict(tree, "TOPIC_ARGUMENTS")) == set(MODALITIES)
+    literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    topic_like = [v for v in literals if (v != "/" and v.startswith("/")) or v.endswith(("/points", "/csi"))]
+    assert topic_like == [], f"topic names written in the launch file: {topic_like}"

@@ -266,13 +266,17 @@ def test_predictor_batch_one(tmp_path) -> None:
     predictor = PosePredictor.from_checkpoint(path, device="auto")
     assert predictor.info["metadata"] == {"note": "untrained"}
     sample = {m: x[0].numpy() for m, x in make_inputs(1).items()}
-    pose = predictor.predict(sample)
+    pose = predictor.predict(sample).joints
     assert pose.shape == (17, 3) and pose.dtype == np.float32
-    assert np.array_equal(pose, predictor.predict(sample))  # deterministic
+    assert np.array_equal(pose, predictor.predict(sample).joints)  # deterministic
     partial = predictor.predict({"lidar": sample["lidar"], "csi": sample["csi"]})
-    assert not np.allclose(partial, pose)
-    weights = predictor.modality_weights(["lidar", "csi"])
+    assert not np.allclose(partial.joints, pose)
+    # The weights come from the same forward pass: the present modalities', renormalised.
+    weights = partial.weights
     assert weights["depth"] == 0.0 and abs(sum(weights.values()) - 1.0) < 1e-6
+    present = torch.tensor([[False, True, True]])
+    expected = model.modality_weights(present)[0].tolist()
+    assert list(weights.values()) == pytest.approx(expected)
     with pytest.raises(ValueError, match="shape"):
         predictor.predict({"depth": np.zeros((96, 128), np.float32)})
     with pytest.raises(ValueError, match="NaN"):

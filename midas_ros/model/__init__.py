@@ -21,7 +21,7 @@ Checkpoints: save_checkpoint(model, "models/midas", metadata) -> models/midas.{s
     load_checkpoint(path, device) -> model in eval mode; non-safetensors files are refused
     (CheckpointError) before anything is deserialised. build_model(kind, config), MODEL_KINDS.
 Inference: PosePredictor.from_checkpoint(path, device="auto", num_threads=None)
-    .predict({modality: np.ndarray}) -> (17, 3) float32; .modality_weights(["depth", "csi"]) -> {m: w}.
+    .predict({modality: np.ndarray}) -> Prediction(joints (17, 3) float32, weights {m: w}), one pass.
     On the shared 2-core CPU use 1 torch thread (num_threads=1): 2 threads were ~10x slower there.
 """
 
@@ -37,7 +37,7 @@ from midas_ros.model.checkpoint import (
 )
 from midas_ros.model.config import MidasConfig, tiny_config
 from midas_ros.model.midas import MIDAS, FusionModel, MidasOutput
-from midas_ros.model.predictor import PosePredictor, resolve_device
+from midas_ros.model.predictor import PosePredictor, Prediction, resolve_device
 from midas_ros.model.weights import renormalised_weights
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "MidasConfig",
     "MidasOutput",
     "PosePredictor",
+    "Prediction",
     "build_model",
     "load_checkpoint",
     "read_checkpoint_info",

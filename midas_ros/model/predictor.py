@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One frame's output: the joints and the fusion weights used for them (absent modalities: 0)."""
+
+    joints: np.ndarray  # (17, 3) float32 metres
+    weights: dict[str, float]
 
 
 class PosePredictor:
@@ -46,23 +55,9 @@ class PosePredictor:
     def kind(self) -> str:
         return self.model.kind
 
-    def _present_mask(self, present: Iterable[str] | Iterable[bool] | np.ndarray) -> torch.Tensor:
-        items = list(present)
-        if all(isinstance(x, str) for x in items) and items:
-            unknown = set(items) - set(MODALITIES)
-            if unknown:
-                raise ValueError(f"unknown modalities {sorted(unknown)}; expected some of {MODALITIES}")
-            flags = [m in items for m in MODALITIES]
-        else:
-            flags = [bool(x) for x in items]
-        if len(flags) != len(MODALITIES) or not any(flags):
-            raise ValueError(
-                f"present must name at least one of {MODALITIES} (or be {len(MODALITIES)} bools)"
-            )
-        return torch.tensor([flags], dtype=torch.bool, device=self.device)
-
-    def predict(self, sample: Mapping[str, np.ndarray]) -> np.ndarray:
-        """{modality: preprocessed array} (missing modalities simply absent) -> (17, 3) float32 metres."""
+    def predict(self, sample: Mapping[str, np.ndarray]) -> Prediction:
+        """{modality: preprocessed array} (missing modalities simply absent) -> the pose and the weights
+        the same forward pass fused with."""
         if not sample:
             raise ValueError("predict needs at least one modality")
         inputs: dict[str, torch.Tensor] = {}
@@ -77,14 +72,8 @@ class PosePredictor:
             inputs[m] = (
                 torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).unsqueeze(0).to(self.device)
             )
-        present = self._present_mask(list(inputs))
+        present = torch.tensor([[m in inputs for m in MODALITIES]], device=self.device)
         with torch.inference_mode():
-            pose = self.model(inputs, present).pose[0]
-        return pose.float().cpu().numpy()
-
-    def modality_weights(self, present: Iterable[str] | Iterable[bool] | np.ndarray) -> dict[str, float]:
-        """Fusion weight of each modality for a present set (names or 3 bools); absent -> 0.0."""
-        mask = self._present_mask(present)
-        with torch.inference_mode():
-            w = self.model.modality_weights(mask)[0].cpu().tolist()
-        return dict(zip(MODALITIES, w, strict=True))
+            out = self.model(inputs, present)
+        weights = out.weights[0].float().cpu().tolist()
+        return Prediction(out.pose[0].float().cpu().numpy(), dict(zip(MODALITIES, weights, strict=True)))

@@ -1,4 +1,4 @@
-"""CSI adapter: CSI-layout PointCloud2 (3 x 114 x 10) -> /midas/sample/csi (6 x 114 x 10, same layout)."""
+"""CSI adapter: CSI-layout PointCloud2 (3 x 114 x 10) -> midas/sample/csi (6 x 114 x 10, same layout)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ class CsiAdapter(AdapterNode):
     modality = "csi"
     input_type = PointCloud2
     output_type = PointCloud2
-    default_input_topic = "/wifi/csi"
 
     def to_sample(self, msg: PointCloud2) -> np.ndarray:
         amplitude, phase = pointcloud2_to_csi(msg)

@@ -30,6 +30,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 from midas_ros.csi_devices import CsiDeviceError, CsiFrame, FrameAssembler, LivePacketParser, load_frames
+from midas_ros.interfaces import SENSOR_TOPICS
 from midas_ros.ros.conversions import csi_to_pointcloud2
 from midas_ros.ros.nodes import declare_param, run_node
 
@@ -56,15 +57,12 @@ class CsiCaptureNode(Node):
         self.loop: bool = self._param("loop", False, "start the capture over at its end (source=file)")
         self.udp_host: str = self._param("udp_host", "127.0.0.1", "address to receive packets on (udp)")
         self.udp_port: int = self._param("udp_port", 5500, "UDP port to receive packets on (udp)")
-        self.output_topic: str = self._param(
-            "output_topic", "/wifi/csi", "CSI topic (the CSI adapter's input)"
-        )
         self.frame_id: str = self._param("frame_id", "wifi_csi", "frame_id of the published frames")
         antennas = self._param("antennas", [0, 1, 2], "the 3 rx antenna indices to use, in order")
         self.antennas = tuple(int(a) for a in antennas)
 
         self.published = 0
-        self._pub = self.create_publisher(PointCloud2, self.output_topic, CSI_QOS)
+        self._pub = self.create_publisher(PointCloud2, SENSOR_TOPICS["csi"], CSI_QOS)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if self.source == "file":
@@ -74,7 +72,7 @@ class CsiCaptureNode(Node):
             self._next = 0
             self._timer = self.create_timer(1.0 / self.rate_hz, self._publish_next)
             self.get_logger().info(
-                f"{len(self.frames)} frames from {self.capture_path} -> {self.output_topic} "
+                f"{len(self.frames)} frames from {self.capture_path} -> {self._pub.topic_name} "
                 f"at {self.rate_hz} Hz"
             )
         elif self.source == "udp":

@@ -1,4 +1,4 @@
-"""Depth adapter: sensor_msgs/Image (16UC1 mm or 32FC1 m) -> /midas/sample/depth (32FC1, 96 x 128, metres)."""
+"""Depth adapter: sensor_msgs/Image (16UC1 mm or 32FC1 m) -> midas/sample/depth (32FC1, 96 x 128, metres)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ class DepthAdapter(AdapterNode):
     modality = "depth"
     input_type = Image
     output_type = Image
-    default_input_topic = "/camera/camera/depth/image_rect_raw"
 
     def declare_modality_parameters(self) -> None:
         self.scale_to_m: float = self.param(

@@ -1,13 +1,14 @@
-"""LiDAR adapter: sensor_msgs/PointCloud2 (any x/y/z float layout) -> /midas/sample/lidar (512 x, y, z)."""
+"""LiDAR adapter: sensor_msgs/PointCloud2 (any x/y/z float layout) -> midas/sample/lidar (512 x, y, z)."""
 
 from __future__ import annotations
 
 import numpy as np
 from sensor_msgs.msg import PointCloud2
 
-from midas_ros.preprocess import LIDAR_NUM_POINTS, LidarROI, preprocess_lidar
+from midas_ros.interfaces import LIDAR_NUM_POINTS
+from midas_ros.preprocess import LidarROI, preprocess_lidar
 from midas_ros.ros.adapter import AdapterNode
-from midas_ros.ros.conversions import pointcloud2_to_xyz
+from midas_ros.ros.conversions import ConversionError, pointcloud2_to_xyz
 from midas_ros.ros.nodes import run_node
 
 
@@ -17,7 +18,6 @@ class LidarAdapter(AdapterNode):
     modality = "lidar"
     input_type = PointCloud2
     output_type = PointCloud2
-    default_input_topic = "/ouster/points"
 
     def declare_modality_parameters(self) -> None:
         defaults = LidarROI()
@@ -33,8 +33,17 @@ class LidarAdapter(AdapterNode):
         self.roi = LidarROI(**{key.removeprefix("roi_"): value for key, value in bounds.items()})
         self.voxel_size_m: float = self.param("voxel_size_m", 0.02, "voxel downsampling size (m)")
         self.min_points: int = self.param("min_points", 16, "fewer points than this in the ROI: rejected")
+        self.max_points: int = self.param(
+            "max_points",
+            300_000,
+            "clouds with more points are rejected (too_many_points) before any work; "
+            "the largest common scan, 128 x 2048, has 262,144",
+        )
 
     def to_sample(self, msg: PointCloud2) -> np.ndarray:
+        size = int(msg.width) * int(msg.height)
+        if size > self.max_points:  # checked on the header: a huge cloud costs nothing here
+            raise ConversionError("too_many_points", f"{size} points, more than max_points {self.max_points}")
         points = pointcloud2_to_xyz(msg, drop_invalid=False)
         # (0, 0, 0) is "no return" in organised clouds (Ouster); NaN/Inf are left to preprocess_lidar,
         # which drops them and names an all-invalid cloud "non_finite".
