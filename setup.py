@@ -32,7 +32,7 @@ setup(
             "fusion_node = midas_ros.ros.fusion_node:main",
             "bag_player = midas_ros.ros.bag_player:main",
             "bringup = midas_ros.ros.bringup:main",
-            "midas_demo = midas_ros.ros.demo:main",
+            "midas_demo = midas_ros.demo.run:main",
             "midas_generate = midas_ros.sim.generate:main",
             "midas_train = midas_ros.train.recipe:main",
             "midas_evaluate = midas_ros.evaluate.cli:main",

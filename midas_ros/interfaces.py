@@ -30,6 +30,7 @@ POSES_TOPIC = "midas/skeleton/poses"  # geometry_msgs/PoseArray, 17 joints in MM
 FUSION_TOPIC = "midas/skeleton/fusion"
 GROUND_TRUTH_TOPIC = "midas/ground_truth"  # geometry_msgs/PoseArray in simulated and scored bags
 DIAGNOSTICS_TOPIC = "/diagnostics"  # absolute by ROS convention (diagnostic_aggregator listens there)
+TF_STATIC_TOPIC = "/tf_static"  # absolute by ROS convention (tf2)
 
 # -- the model's inputs (preprocess.py produces them, the model and the sample topics carry them) --------
 DEPTH_INPUT_HW: tuple[int, int] = (96, 128)  # (H, W) of the depth image, metres, 0 = invalid

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import open3d as o3d
 
 from midas_ros.interfaces import CSI_RAW_SHAPE, DEPTH_INPUT_HW, LIDAR_NUM_POINTS
 
@@ -21,7 +20,7 @@ class PreprocessError(ValueError):
     """Input that a preprocess function cannot use; `.reason` is a short slug for counting rejections."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{message} [{reason}]")
+        super().__init__(message)
         self.reason = reason
 
 
@@ -30,8 +29,12 @@ class LidarROI:
     """Axis-aligned box in the LiDAR frame (metres) that keeps a person in the sensing area.
 
     Defaults follow the rig in docs/design.md: the LiDAR is 1.3 m above the floor (floor at z = -1.3),
-    people stand 2.2..4 m ahead with |y| < 1 m. The box drops the floor (z_min is 5 cm above it), the
-    ceiling and the walls of a full scan, with margin for jumps, lunges and stretched arms.
+    people stand 2.2..4 m ahead with |y| < 1 m. The box drops the floor (z_min is 5 cm above it) and the
+    ceiling, with margin for jumps, lunges and stretched arms. Walls and furniture closer than 6 m ahead
+    or 2.5 m to the side stay inside it: fit the box to the room. In the simulator's rooms the defaults
+    hold only the person in E04, while E01-E03 put 1,000-4,400 wall and furniture returns of a 64 x 1024
+    scan inside it, and the model then fails; x 1.0..4.75, |y| <= 1.55 holds the person and nothing
+    else in all four (docs/bench_lidar.md).
     """
 
     x_min: float = 0.5
@@ -163,9 +166,56 @@ def preprocess_depth(
 # --- LiDAR ----------------------------------------------------------------------------------------
 
 # Statistical outlier removal: a point whose mean distance to its neighbours is more than STD_RATIO
-# standard deviations above the cloud's average is dropped (stray returns, clutter specks).
+# standard deviations above the cloud's average is dropped (stray returns, mixed pixels, clutter specks).
 _OUTLIER_NEIGHBOURS = 20
 _OUTLIER_STD_RATIO = 2.0
+
+# The filters get at most this many points. Outlier removal (open3d k-NN: 1.6 us a point on the 2-core
+# benchmark machine, 3 us when its second OpenMP thread finds no free core) and FPS (N x num_points)
+# hold the GIL for their whole call, so a full scan (65,536..262,144 points) must not reach them as it
+# is: above this, the ROI's points are first reduced (coarse voxel grid, then every n-th point if still
+# too many); at or below it, the original order runs unchanged (outlier removal, then the fine grid),
+# so the training clouds (person crops, 150..450 points in the ROI) and, nearly always, a person alone
+# in a 64 x 1024 scan (400..1050) get exactly the output the shipped model was trained on. 1024 keeps
+# outlier removal and FPS at ~3 ms or less.
+LIDAR_REDUCE_ABOVE = 1024
+# 3 cm: coarser than the beam spacing of a 128 x 2048 scan on a person at 3 m (0.9 x 1.9 cm), which it
+# halves (a person keeps 900..1700 points). Coarser grids cost the shipped model accuracy (128 x 2048,
+# person-only ROI: +2 % MPJPE at 3 cm, +4 % at 4 cm, +8 % at 5 cm); thinning the rest to 1024 points
+# costs none. Walls and furniture inside the ROI are what the thinning is for. See docs/bench_lidar.md.
+LIDAR_REDUCE_VOXEL_M = 0.03
+
+
+def _lidar_stride(stride: int | tuple[int, int]) -> tuple[int, int]:
+    rows, cols = (stride, stride) if isinstance(stride, int | np.integer) else stride
+    if int(rows) < 1 or int(cols) < 1:
+        raise ValueError(f"stride must be positive, got {stride}")
+    return int(rows), int(cols)
+
+
+def _lidar_roi_points(array: np.ndarray, roi: LidarROI, stride: tuple[int, int]) -> np.ndarray:
+    """(N, >=3) or organised (H, W, >=3) -> (n, 3) float64 of the valid points inside the ROI.
+
+    One pass of comparisons on the x, y, z channels, in the input dtype (a float32 scan is not copied
+    to float64 first); NaN and Inf fail every comparison, so they fall out with the ROI test.
+    """
+    if array.ndim == 3:
+        array = array[:: stride[0], :: stride[1]]
+    elif stride != (1, 1):
+        raise ValueError("stride applies to organised (H, W, 3) clouds only")
+    x, y, z = array[..., 0], array[..., 1], array[..., 2]
+    inside = x >= roi.x_min
+    inside &= x <= roi.x_max
+    inside &= y >= roi.y_min
+    inside &= y <= roi.y_max
+    inside &= z >= roi.z_min
+    inside &= z <= roi.z_max
+    if roi.contains(np.zeros((1, 3)))[0]:
+        inside &= (x != 0) | (y != 0) | (z != 0)  # (0, 0, 0) = no return (Ouster, Livox)
+    xyz = array[inside][:, :3].astype(np.float64)
+    if xyz.shape[0] == 0 and not (np.isfinite(x) & np.isfinite(y) & np.isfinite(z)).any():
+        raise PreprocessError("non_finite", f"all {x.size} points are NaN or Inf")
+    return xyz
 
 
 def preprocess_lidar(
@@ -175,39 +225,63 @@ def preprocess_lidar(
     num_points: int = LIDAR_NUM_POINTS,
     voxel_size_m: float = 0.02,
     min_points: int = 16,
+    stride: int | tuple[int, int] = 1,
+    reduce_above: int = LIDAR_REDUCE_ABOVE,
+    reduce_voxel_m: float = LIDAR_REDUCE_VOXEL_M,
 ) -> np.ndarray:
     """Point cloud -> (num_points, 3) float32 in the LiDAR frame.
 
-    points: (N, >=3) array; the first three columns are x, y, z in metres (extra columns such as
-    intensity are ignored). Non-finite rows are dropped whatever the sender claims (never trust a
-    PointCloud2 is_dense flag). Then: ROI box crop, statistical outlier removal, voxel downsample
-    (voxel_size_m <= 0 skips it), farthest point sampling to num_points; a cloud with fewer points is
-    padded by repeating its points in order (deterministic). Fewer than min_points after filtering
-    raises PreprocessError("too_few_points").
+    points: (N, >=3) array, or an organised scan (H, W, >=3) as Ouster drivers publish it; the first
+    three channels are x, y, z in metres (extra ones such as intensity are ignored). NaN/Inf rows are
+    dropped whatever the sender claims (never trust a PointCloud2 is_dense flag), and so are (0, 0, 0)
+    rows ("no return"); a cloud with no finite row raises PreprocessError("non_finite").
+    stride: (rows, columns) or one int; keeps every n-th ring / column of an organised scan first, e.g.
+    (2, 1) turns a 64-beam scan into the 32-beam density the shipped model was trained on.
+
+    Then: ROI box crop; if more than reduce_above (or num_points) points remain, a reduce_voxel_m voxel
+    grid (reduce_voxel_m <= 0: never) and, if still more, every n-th point down to that many; statistical
+    outlier removal; a voxel_size_m grid (<= 0 skips it; skipped after the coarse grid, which left it
+    nothing to merge); farthest point sampling to num_points; a cloud with fewer points is padded by
+    repeating its points in order. Fewer than min_points inside the ROI or after filtering raises
+    PreprocessError("too_few_points"). The same input always gives the same output.
     """
     if num_points < 1:
         raise ValueError(f"num_points must be positive, got {num_points}")
+    step = _lidar_stride(stride)
     array = _as_real_array(points, "points")
-    if array.ndim != 2 or array.shape[1] < 3:
-        raise PreprocessError("bad_shape", f"points must be (N, >=3), got shape {array.shape}")
-    if array.shape[0] == 0:
-        raise PreprocessError("empty", "point cloud has no points")
+    if array.ndim not in (2, 3) or array.shape[-1] < 3:
+        raise PreprocessError(
+            "bad_shape", f"points must be (N, >=3) or organised (H, W, >=3), got shape {array.shape}"
+        )
+    if array.size == 0:
+        raise PreprocessError("empty", f"point cloud has no points, shape {array.shape}")
 
-    xyz = array[:, :3].astype(np.float64, copy=False)
-    xyz = xyz[np.isfinite(xyz).all(axis=1)]
-    if xyz.shape[0] == 0:
-        raise PreprocessError("non_finite", f"all {array.shape[0]} points are NaN or Inf")
-    xyz = xyz[roi.contains(xyz)]
+    xyz = _lidar_roi_points(array, roi, step)
     if xyz.shape[0] < min_points:
         raise PreprocessError(
-            "too_few_points", f"{xyz.shape[0]} points inside the ROI {roi}, need at least {min_points}"
+            "too_few_points",
+            f"{xyz.shape[0]} points inside the ROI {roi} (NaN, Inf and (0, 0, 0) no-returns dropped), "
+            f"need at least {min_points}",
         )
 
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.ascontiguousarray(xyz)))
-    if len(cloud.points) > _OUTLIER_NEIGHBOURS:
-        cloud, _ = cloud.remove_statistical_outlier(_OUTLIER_NEIGHBOURS, _OUTLIER_STD_RATIO)
-    if voxel_size_m > 0:
-        cloud = cloud.voxel_down_sample(voxel_size_m)
+    import open3d as o3d  # heavy (about 0.7 s): loaded on first use, not when a node module is imported
+
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
+    budget = max(reduce_above, num_points)
+    if reduce_voxel_m > 0 and len(cloud.points) > budget:
+        # Reduce first, so that the filters below see at most `budget` points. The grid returns its
+        # points in hash order, so every n-th one thins as evenly as a random pick (measured).
+        cloud = cloud.voxel_down_sample(max(reduce_voxel_m, voxel_size_m))
+        if len(cloud.points) > budget:
+            cloud = cloud.select_by_index(np.arange(0, len(cloud.points), -(-len(cloud.points) // budget)))
+        if len(cloud.points) > _OUTLIER_NEIGHBOURS:
+            cloud, _ = cloud.remove_statistical_outlier(_OUTLIER_NEIGHBOURS, _OUTLIER_STD_RATIO)
+    else:
+        # The training clouds' path, unchanged: outlier removal sees the raw point spacing.
+        if len(cloud.points) > _OUTLIER_NEIGHBOURS:
+            cloud, _ = cloud.remove_statistical_outlier(_OUTLIER_NEIGHBOURS, _OUTLIER_STD_RATIO)
+        if voxel_size_m > 0:
+            cloud = cloud.voxel_down_sample(voxel_size_m)
     count = len(cloud.points)
     if count < min_points:
         raise PreprocessError(

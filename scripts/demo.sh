@@ -5,4 +5,4 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash "$MIDAS_ROOT/scripts/setup.sh"
 cd "$MIDAS_ROOT"
-exec .venv/bin/python -m midas_ros.ros.demo "$@"
+exec .venv/bin/python -m midas_ros.demo "$@"

@@ -1,4 +1,4 @@
-"""numpy <-> sensor_msgs conversions on real driver layouts (built here byte for byte)."""
+"""numpy <-> sensor_msgs conversions on real driver layouts (midas_ros/demo/cloud_layouts.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
-from ros_utils import make_cloud
 from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from midas_ros.demo.cloud_layouts import DRIVER_LAYOUTS, SCAN_PERIOD_S, driver_cloud, driver_points
 from midas_ros.ros.conversions import (
     ConversionError,
     array_to_image,
@@ -42,19 +42,19 @@ def ouster_cloud(big: bool = False):
     xyz = rng.uniform(-5, 5, (64, 1024, 3)).astype(np.float32)
     no_return = rng.random((64, 1024)) < 0.2
     xyz[no_return] = 0.0
-    return make_cloud(xyz, "ouster", big_endian=big), xyz.reshape(-1, 3)[~no_return.reshape(-1)]
+    return driver_cloud(xyz, "ouster", big_endian=big), xyz.reshape(-1, 3)[~no_return.reshape(-1)]
 
 
 def velodyne_cloud(n: int = 500):
     xyz = np.random.default_rng(1).normal(0, 3, (n, 3)).astype(np.float32)
-    return make_cloud(xyz, "velodyne"), xyz
+    return driver_cloud(xyz, "velodyne"), xyz
 
 
 def livox_cloud(n: int = 300):
     # is_dense true yet with NaNs, as the Livox driver publishes.
     xyz = np.random.default_rng(2).uniform(1, 9, (n, 3)).astype(np.float32)
     xyz[::10, 1] = np.nan
-    return make_cloud(xyz, "livox", is_dense=True), xyz[np.isfinite(xyz).all(axis=1)]
+    return driver_cloud(xyz, "livox", is_dense=True), xyz[np.isfinite(xyz).all(axis=1)]
 
 
 # -- Image ------------------------------------------------------------------------------------------------
@@ -122,11 +122,100 @@ def test_velodyne_and_livox():
 
 def test_row_step_padding_is_skipped():
     xyz = np.stack([np.arange(12).reshape(3, 4) + 10 * i + 1 for i in range(3)], axis=-1)
-    msg = make_cloud(xyz, "velodyne", row_pad=7)
+    msg = driver_cloud(xyz, "velodyne", row_pad=7)
     assert msg.row_step == 4 * 22 + 7
     out = pointcloud2_to_xyz(msg)
     np.testing.assert_array_equal(out[:, 0], np.arange(12) + 1)
     np.testing.assert_array_equal(out[:, 2], np.arange(12) + 21)
+
+
+@pytest.mark.parametrize(
+    ("layout", "point_step", "fields"),
+    [
+        (
+            "ouster",
+            48,
+            [
+                ("x", 0, F32),
+                ("y", 4, F32),
+                ("z", 8, F32),
+                ("intensity", 16, F32),
+                ("t", 20, U32),
+                ("reflectivity", 24, U16),
+                ("ring", 26, U16),
+                ("ambient", 28, U16),
+                ("range", 32, U32),
+            ],
+        ),
+        (
+            "velodyne",
+            22,
+            [
+                ("x", 0, F32),
+                ("y", 4, F32),
+                ("z", 8, F32),
+                ("intensity", 12, F32),
+                ("ring", 16, U16),
+                ("time", 18, F32),
+            ],
+        ),
+        (
+            "livox",
+            26,
+            [
+                ("x", 0, F32),
+                ("y", 4, F32),
+                ("z", 8, F32),
+                ("intensity", 12, F32),
+                ("tag", 16, U8),
+                ("line", 17, U8),
+                ("timestamp", 18, F64),
+            ],
+        ),
+    ],
+)
+def test_driver_layouts_are_the_drivers(layout, point_step, fields):
+    xyz = np.random.default_rng(6).normal([4.0, 0.0, 0.0], 1.0, (8, 16, 3)).astype(np.float32)
+    msg = driver_cloud(xyz, layout, header=header(100, 0, "lidar"))
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (8, 16, point_step, 16 * point_step)
+    assert [(f.name, f.offset, f.datatype, f.count) for f in msg.fields] == [(*f, 1) for f in fields]
+    assert not msg.is_bigendian and msg.is_dense
+    big = driver_cloud(xyz, layout, big_endian=True)
+    assert big.is_bigendian and big.data != msg.data
+    np.testing.assert_array_equal(pointcloud2_to_xyz(big), xyz.reshape(-1, 3))
+
+
+def test_driver_points_plausible_values():
+    rng = np.random.default_rng(7)
+    xyz = rng.normal([3.0, 0.0, 0.0], [2.0, 3.0, 0.5], (400, 3))
+    for layout, spec in DRIVER_LAYOUTS.items():
+        points = driver_points(xyz, layout, stamp_ns=5 * 10**9)
+        ring = points["line" if layout == "livox" else "ring"]
+        assert ring.min() >= 0 and ring.max() == spec.rings - 1
+        assert np.all(points["intensity"] > 0)
+    ouster = driver_points(xyz, "ouster")
+    assert np.all(ouster["t"] <= SCAN_PERIOD_S * 1e9)
+    np.testing.assert_allclose(ouster["range"], np.linalg.norm(xyz, axis=1) * 1000, atol=0.6)
+    # Ring 0 is the top beam on an Ouster, the bottom beam on a Velodyne.
+    up, down = np.array([[5.0, 0.0, 2.0]]), np.array([[5.0, 0.0, -2.0]])
+    assert driver_points(up, "ouster")["ring"][0] == 0 and driver_points(down, "velodyne")["ring"][0] == 0
+    velodyne = driver_points(xyz, "velodyne")
+    assert np.all((velodyne["time"] >= 0) & (velodyne["time"] <= SCAN_PERIOD_S))
+    livox = driver_points(xyz, "livox", stamp_ns=5 * 10**9)
+    assert np.all(np.diff(livox["timestamp"]) >= 0) and livox["timestamp"][0] == 5e9
+    # Organised: ring = row, t = the column's time.
+    organised = driver_points(np.ones((4, 10, 3)), "ouster")
+    assert organised["ring"][:, 0].tolist() == [0, 1, 2, 3]
+    assert organised["t"][0, 5] == round(0.5 * SCAN_PERIOD_S * 1e9)
+
+
+def test_driver_no_returns():
+    xyz = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [np.nan, 1.0, 1.0]])
+    ouster = driver_points(xyz, "ouster")
+    assert bytes(ouster[1:].tobytes()) == bytes(2 * 48)  # all zeros, as ouster-ros publishes
+    livox = driver_points(xyz, "livox")
+    assert np.isnan(livox["x"][2]) and livox["intensity"][2] == 0
+    assert not driver_cloud(xyz, "livox").is_dense and driver_cloud(xyz, "livox", is_dense=True).is_dense
 
 
 def test_xyz_roundtrip():

@@ -29,9 +29,9 @@ from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from midas_ros import MODALITIES  # noqa: E402
+from midas_ros.interfaces import FUSION_TOPIC, SAMPLE_TOPICS  # noqa: E402
 from midas_ros.model import MIDAS, save_checkpoint, tiny_config  # noqa: E402
 from midas_ros.ros.conversions import sample_to_msg, stamp_to_ns  # noqa: E402
-from midas_ros.interfaces import FUSION_TOPIC, SAMPLE_TOPICS  # noqa: E402
 from midas_ros.ros.fusion_node import SAMPLE_TYPES, FusionNode  # noqa: E402
 from midas_ros.ros.fusion_record import parse_fusion_record  # noqa: E402
 from midas_ros.ros.markers import subset_color, subset_label  # noqa: E402

@@ -69,3 +69,25 @@ def test_ament_index_finds_the_installed_package() -> None:
     assert (share / "package.xml").exists()
     assert (share / "config" / "fastdds.xml").exists()
     assert list((share / "launch").glob("*.launch.py")), "no launch file installed"
+
+
+def test_rviz_config_shows_the_packages_own_topics() -> None:
+    """config/midas.rviz cannot import midas_ros.interfaces: its topics must still be the same names."""
+    import yaml
+
+    from midas_ros import interfaces
+
+    config = yaml.safe_load((REPO_ROOT / "config" / "midas.rviz").read_text())
+    displays = config["Visualization Manager"]["Displays"]
+    shown = {d["Topic"]["Value"] for d in displays if isinstance(d.get("Topic"), dict)}
+    known = {
+        "/" + name
+        for name in (
+            *interfaces.SENSOR_TOPICS.values(),
+            *interfaces.SAMPLE_TOPICS.values(),
+            interfaces.MARKERS_TOPIC,
+            interfaces.POSES_TOPIC,
+            interfaces.GROUND_TRUTH_TOPIC,
+        )
+    }
+    assert shown and shown <= known, shown - known

@@ -194,7 +194,12 @@ def test_lidar_too_few_points_rejected() -> None:
         (np.zeros((0, 3)), "empty"),
         (np.zeros((10, 2)), "bad_shape"),
         (np.zeros(30), "bad_shape"),
+        (np.zeros((4, 4, 2)), "bad_shape"),
+        (np.zeros((2, 4, 4, 3)), "bad_shape"),
+        (np.zeros((0, 1024, 3)), "empty"),
         (np.full((50, 3), np.nan), "non_finite"),
+        (np.zeros((50, 3)), "too_few_points"),  # all (0, 0, 0): no returns
+        (np.full((64, 1024, 3), np.nan, dtype=np.float32), "non_finite"),
         (np.zeros((50, 3), dtype=[("x", "f4")]), "bad_dtype"),
         (np.array([["a", "b", "c"]]), "bad_dtype"),
     ],
@@ -203,6 +208,115 @@ def test_lidar_rejections(points: np.ndarray, reason: str) -> None:
     with pytest.raises(PreprocessError) as info:
         preprocess_lidar(points)
     assert info.value.reason == reason
+
+
+def _old_order_reference(cloud: np.ndarray) -> np.ndarray:
+    """The pipeline the shipped model was trained with, spelled out: ROI, outlier removal (20, 2.0),
+    2 cm voxel grid, farthest point sampling to 512 or padding by repetition."""
+    import open3d as o3d
+
+    xyz = cloud[np.isfinite(cloud).all(axis=1)]
+    xyz = xyz[LidarROI().contains(xyz)]
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
+    pcd, _ = pcd.remove_statistical_outlier(20, 2.0)
+    pcd = pcd.voxel_down_sample(0.02)
+    if len(pcd.points) > LIDAR_NUM_POINTS:
+        pcd = pcd.farthest_point_down_sample(LIDAR_NUM_POINTS)
+    out = np.asarray(pcd.points, dtype=np.float32)
+    return out[np.arange(LIDAR_NUM_POINTS) % len(out)]
+
+
+def test_lidar_training_clouds_keep_the_output_the_model_was_trained_on() -> None:
+    from midas_ros.sim.generate import simulate_sequence
+
+    seq = simulate_sequence(40, 12, 3, seed=0)
+    for cloud in seq.lidar:
+        np.testing.assert_array_equal(preprocess_lidar(cloud), _old_order_reference(cloud))
+    big = _person_cloud(3000)  # above the reduce threshold: same kind of output, not the same points
+    assert preprocess_lidar(big).shape == (LIDAR_NUM_POINTS, 3)
+
+
+@pytest.fixture(scope="module")
+def driver_sim():
+    from midas_ros.sim.drivers import DriverSimulator
+
+    # S40 is in the E04 hall, where the default ROI holds only the person.
+    return DriverSimulator(subject=40, action=17, num_frames=2, seed=0)
+
+
+def _distance_to_skeleton(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
+    """Distance of each point to the nearest bone (segment between joints)."""
+    from midas_ros.skeleton import BONES
+
+    a = joints[[p for p, _ in BONES]][None]
+    b = joints[[c for _, c in BONES]][None]
+    ab = b - a
+    t = np.clip(((points[:, None] - a) * ab).sum(-1) / (ab * ab).sum(-1), 0.0, 1.0)
+    return np.linalg.norm(points[:, None] - (a + t[..., None] * ab), axis=-1).min(axis=1)
+
+
+def test_lidar_organised_scan_same_output_as_flattened(driver_sim) -> None:
+    from midas_ros.sim.drivers import OS1_64
+
+    scan = driver_sim.ouster_scan(0, OS1_64)
+    assert (~scan.any(axis=-1)).sum() > 100  # has no-return zeros
+    out = preprocess_lidar(scan)
+    assert out.shape == (LIDAR_NUM_POINTS, 3) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, preprocess_lidar(scan.reshape(-1, 3)))
+    with_intensity = np.concatenate([scan, np.ones((*scan.shape[:2], 1), np.float32)], axis=-1)
+    np.testing.assert_array_equal(out, preprocess_lidar(with_intensity))
+    # stride keeps every n-th ring / column of the organised scan
+    np.testing.assert_array_equal(preprocess_lidar(scan, stride=(2, 1)), preprocess_lidar(scan[::2]))
+    with pytest.raises(ValueError):
+        preprocess_lidar(scan.reshape(-1, 3), stride=2)
+
+
+def test_lidar_no_return_zeros_are_dropped() -> None:
+    roi = LidarROI(x_min=-5.0, x_max=5.0, y_min=-5.0, y_max=5.0, z_min=-5.0, z_max=5.0)  # holds (0, 0, 0)
+    person = _person_cloud(300)
+    cloud = np.concatenate([np.zeros((5000, 3)), person, np.zeros((5000, 3))])
+    out = preprocess_lidar(cloud, roi=roi)
+    assert cloud.shape[0] > 1024  # the zeros would have taken the reduce path
+    np.testing.assert_array_equal(out, preprocess_lidar(person, roi=roi))
+    assert out.any(axis=1).all()
+    organised = np.zeros((64, 1024, 3), dtype=np.float32)  # a blocked sensor: no returns at all
+    organised[10:20, 500:520] = np.nan
+    for box in (LidarROI(), roi):
+        with pytest.raises(PreprocessError) as info:
+            preprocess_lidar(organised, roi=box)
+        assert info.value.reason == "too_few_points"
+
+
+@pytest.mark.parametrize("size", ["64x1024", "128x2048"])
+def test_lidar_full_room_scan_gives_the_person(driver_sim, size: str) -> None:
+    from midas_ros.sim.drivers import OS1_64, OS1_128
+    from midas_ros.sim.sensors import LIDAR_POSITION
+
+    scan = driver_sim.ouster_scan(1, OS1_64 if size == "64x1024" else OS1_128)
+    assert scan.shape[0] * scan.shape[1] >= 65_536  # walls, floor, ceiling and the person
+    out = preprocess_lidar(scan).astype(np.float64)
+    joints = driver_sim.joints[1] - np.asarray(LIDAR_POSITION)
+    distance = _distance_to_skeleton(out, joints)
+    # Nothing from walls, floor or furniture (the nearest is 1.5 m away); the body surface lies within
+    # ~0.25 m of its bones, and a rare mixed pixel next to it may survive outlier removal.
+    assert (distance < 0.4).all(), distance.max()
+    assert np.mean(distance < 0.25) > 0.99
+    assert out[:, 2].min() > -1.25 and out[:, 0].max() < joints[:, 0].max() + 0.4
+    # and the whole person, head to shins (the ROI's floor margin cuts the feet)
+    assert len(np.unique(out, axis=0)) > 300
+    assert out[:, 2].max() > joints[10, 2] - 0.1 and out[:, 2].min() < joints[[3, 6], 2].max() + 0.2
+
+
+def test_lidar_is_deterministic() -> None:
+    from midas_ros.sim.drivers import OS1_128, DriverSimulator
+
+    scan = DriverSimulator(21, 1, 1, seed=0).ouster_scan(0, OS1_128)  # E03: walls in the default ROI
+    first = preprocess_lidar(scan)
+    assert first.shape == (LIDAR_NUM_POINTS, 3)
+    assert LidarROI().contains(first.astype(np.float64)).all()
+    np.testing.assert_array_equal(first, preprocess_lidar(scan.copy()))
+    small = _person_cloud(300)
+    np.testing.assert_array_equal(preprocess_lidar(small), preprocess_lidar(small.copy()))
 
 
 # --- CSI ------------------------------------------------------------------------------------------

@@ -137,7 +137,9 @@ def test_out_of_order_arrivals_and_duplicates():
     assert [s.samples for s in sets] == [{"depth": "d2.1", "lidar": "l2.09"}]
     assert sync.add("depth", 2.21, "d2.21", arrival=2.22)[0].samples == {"depth": "d2.21", "lidar": "l2.2"}
     stats = sync.stats()
-    assert stats["lidar"].duplicates == 1 and stats["lidar"].received == 3 and stats["lidar"].late_samples == 0
+    assert (
+        stats["lidar"].duplicates == 1 and stats["lidar"].received == 3 and stats["lidar"].late_samples == 0
+    )
 
 
 def test_tolerance_respected():

@@ -18,17 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
-from midas_ros.ros.bag import BagMessage, bag_topics, read_messages
+from midas_ros.interfaces import TF_STATIC_TOPIC
+from midas_ros.ros.bag_io import BagMessage, bag_topics, read_messages
 from midas_ros.ros.nodes import declare_param, run_node
 from midas_ros.sync import NS_PER_S
 
-LATCHED_TOPICS = ("/tf_static", "/robot_description")
+LATCHED_TOPICS = (TF_STATIC_TOPIC, "/robot_description")
 
 
 def message_class(msgtype: str) -> type:
@@ -175,10 +175,10 @@ def main(args: Sequence[str] | None = None) -> None:
     """Entry point: play the bag named by the 'bag' parameter, exit when done (or on Ctrl-C)."""
 
     def spin_until_done(node: BagPlayer) -> None:
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while rclpy.ok() and not node.done.is_set():
-            executor.spin_once(timeout_sec=0.1)
+        with SingleThreadedExecutor(context=node.context) as executor:
+            executor.add_node(node)
+            while node.context.ok() and not node.done.is_set():
+                executor.spin_once(timeout_sec=0.1)
 
     run_node(BagPlayer, args, spin=spin_until_done)
 

@@ -1,38 +1,43 @@
 """All midas_ros nodes in one process on one MultiThreadedExecutor (adapters + fusion, optionally a bag).
 
-Parameters come from the same YAML files as the launch file (config/adapters.yaml, config/midas.yaml):
-each file's `node_name: ros__parameters:` section becomes that node's parameter_overrides (nested keys
-become dotted names, `/**` applies to every node). Command-line options override a few of them.
+Parameters come from the same YAML files as the launch file (config/adapters.yaml, config/midas.yaml),
+given to every node as node-specific `--params-file` arguments: rcl applies each file's `node_name:` and
+`/**` sections, as for `ros2 run`. Your own `--ros-args` (`-p name:=value`, `--params-file mine.yaml`,
+`-r from:=to`) come after them, so they win; the options below win over both (parameter_overrides).
 
     bringup                                   # live sensors
     bringup --bag out/demo/demo_bag --use-sim-time true --device cpu
-    bringup --ros-args -r /ouster/points:=/os1/points   # remaps apply to every node in the process
+    bringup --ros-args -r ouster/points:=/os1/points    # remaps apply to every node in the process
+    bringup --ros-args -p max_latency_s:=0.6            # a parameter of whichever node declares it
 
-Ctrl-C (or an external shutdown) stops playback, destroys the nodes and shuts rclpy down cleanly.
+Ctrl-C (or an external shutdown) at any point stops playback, destroys the nodes and shuts rclpy down
+cleanly (exit status 0).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rclpy
-import yaml
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.utilities import remove_ros_args
 
-from midas_ros.ros.bag_player import BagPlayer
-from midas_ros.ros.csi_adapter import CsiAdapter
-from midas_ros.ros.depth_adapter import DepthAdapter
-from midas_ros.ros.fusion_node import FusionNode, package_file
-from midas_ros.ros.lidar_adapter import LidarAdapter
+from midas_ros.interfaces import GROUND_TRUTH_TOPIC, TF_STATIC_TOPIC
+from midas_ros.ros.nodes import quiet_on_shutdown, run_ros
+
+# The node modules (open3d, torch, ...: a second or more) are imported where they are used, so that
+# `bringup` imports them after rclpy.init, where a Ctrl-C during an import ends the program cleanly.
+if TYPE_CHECKING:
+    from midas_ros.ros.bag_player import BagPlayer
 
 CONFIG_FILES = ("adapters.yaml", "midas.yaml")
 ADAPTER_NAMES = ("depth_adapter", "lidar_adapter", "csi_adapter")
@@ -40,40 +45,9 @@ ADAPTER_NAMES = ("depth_adapter", "lidar_adapter", "csi_adapter")
 
 def config_dir() -> Path:
     """share/midas_ros/config when installed, else this source tree's config/."""
+    from midas_ros.ros.fusion_node import package_file
+
     return package_file("config")
-
-
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def load_parameters(yaml_paths: Sequence[Path | str], node_name: str) -> dict[str, Any]:
-    """{parameter name: value} for `node_name` from ROS 2 parameter files (later files win)."""
-    values: dict[str, Any] = {}
-    for path in yaml_paths:
-        document = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(document, Mapping):
-            raise ValueError(f"{path}: a parameter file must map node names to sections")
-        for key in ("/**", node_name, f"/{node_name}"):
-            section = document.get(key)
-            if section is None:
-                continue
-            if not isinstance(section, Mapping) or "ros__parameters" not in section:
-                raise ValueError(f"{path}: section {key!r} has no 'ros__parameters'")
-            values.update(_flatten(section["ros__parameters"] or {}))
-    return values
-
-
-def parameter_overrides(values: Mapping[str, Any]) -> list[Parameter]:
-    """rclpy Parameters from a flat {name: value} dict."""
-    return [Parameter(name, value=value) for name, value in values.items()]
 
 
 def _bool(text: str) -> bool:
@@ -110,34 +84,53 @@ def build_nodes(
     rate: float | None = None,
     loop: bool = False,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    ros_args: Sequence[str] = (),
 ) -> list[Node]:
     """Adapters, fusion node and (with `bag`) a player that has not started yet, configured from YAML.
 
-    `use_sim_time` defaults to True with a bag and False without. `overrides` maps node names to extra
-    parameter values (they win over the YAML files). rclpy must be initialised.
+    Every node reads the parameter files in `config` (default: config_dir()). `use_sim_time` defaults to
+    True with a bag and False without. `ros_args` (the user's `--ros-args` content) come after the files
+    and win over them; the other options and `overrides` ({node name: {parameter: value}}) win over
+    both. rclpy must be initialised.
     """
+    from midas_ros.ros.bag_player import BagPlayer
+    from midas_ros.ros.csi_adapter import CsiAdapter
+    from midas_ros.ros.depth_adapter import DepthAdapter
+    from midas_ros.ros.fusion_node import FusionNode
+    from midas_ros.ros.lidar_adapter import LidarAdapter
+
     folder = config or config_dir()
-    files = [folder / name for name in CONFIG_FILES if (folder / name).exists()]
+    # Node-specific arguments, as `ros2 run ... --ros-args --params-file FILE` gives them: rcl applies the
+    # file's section for the node's name and its `/**` section.
+    cli_args = ["--ros-args"]
+    for name in CONFIG_FILES:
+        if (folder / name).exists():
+            cli_args += ["--params-file", str(folder / name)]
+    cli_args += list(ros_args)  # the user's own, after the package's files: they win
     if use_sim_time is None:
         use_sim_time = bool(bag)
-    extra = {name: dict(values) for name, values in (overrides or {}).items()}
 
-    def params(node_name: str, **cli: Any) -> list[Parameter]:
-        values = load_parameters(files, node_name)
-        values.update({k: v for k, v in cli.items() if v not in (None, "")})
-        values.update(extra.get(node_name, {}))
-        return parameter_overrides(values)
+    def make(cls: type[Node], name: str, **options: Any) -> Node:
+        values = {k: v for k, v in options.items() if v not in (None, "")}
+        values.update((overrides or {}).get(name, {}))
+        return cls(
+            name,
+            cli_args=cli_args,
+            parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+        )
 
     nodes: list[Node] = []
     try:
         for cls, name in zip((DepthAdapter, LidarAdapter, CsiAdapter), ADAPTER_NAMES, strict=True):
-            nodes.append(cls(name, parameter_overrides=params(name, use_sim_time=use_sim_time)))
-        fusion_params = params("fusion_node", use_sim_time=use_sim_time, device=device, checkpoint=checkpoint)
-        nodes.append(FusionNode("fusion_node", parameter_overrides=fusion_params))
+            nodes.append(make(cls, name, use_sim_time=use_sim_time))
+        nodes.append(
+            make(FusionNode, "fusion_node", use_sim_time=use_sim_time, device=device, checkpoint=checkpoint)
+        )
         if bag:
             # The player is the clock source: it never runs on sim time itself.
-            player_params = params("bag_player", bag=str(bag), rate=rate, loop=loop or None, autostart=False)
-            nodes.append(BagPlayer("bag_player", parameter_overrides=player_params))
+            nodes.append(
+                make(BagPlayer, "bag_player", bag=str(bag), rate=rate, loop=loop or None, autostart=False)
+            )
     except Exception:
         for node in nodes:
             node.destroy_node()
@@ -146,10 +139,14 @@ def build_nodes(
 
 
 def wait_for_subscribers(player: BagPlayer, timeout_s: float = 10.0) -> bool:
-    """Wait until every sensor topic the player publishes has a subscriber (or `timeout_s` passes)."""
-    sensors = [t for t in player.topics if t not in ("/tf_static", "/midas/ground_truth")]
+    """Wait until every sensor topic the player publishes has a subscriber (or `timeout_s` passes).
+
+    Gives up (False) when rclpy shuts down meanwhile.
+    """
+    others = (TF_STATIC_TOPIC, "/" + GROUND_TRUTH_TOPIC)  # nobody in this process listens to them
+    sensors = [t for t in player.topics if t not in others]
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and player.context.ok():
         counts = player.subscriber_counts()
         if all(counts[t] > 0 for t in sensors):
             return True
@@ -160,33 +157,56 @@ def wait_for_subscribers(player: BagPlayer, timeout_s: float = 10.0) -> bool:
 def start_when_matched(player: BagPlayer, timeout_s: float = 10.0) -> None:
     """Start playback once the sensor topics are matched, so the first seconds are not lost."""
     if not wait_for_subscribers(player, timeout_s):
+        if not player.context.ok():
+            return  # shut down meanwhile: nothing to play to
         player.get_logger().warning(f"not every sensor topic matched within {timeout_s} s; playing anyway")
     player.start()
 
 
 def spin(nodes: Sequence[Node], *, threads: int | None = None, until: threading.Event | None = None) -> None:
-    """Spin `nodes` on one MultiThreadedExecutor until rclpy shuts down or `until` is set."""
-    # At least one thread per node (plus the fusion node's watchdog): rclpy's default is the core count,
-    # and on a 2-core machine three busy adapters would starve the fusion node's timers.
-    executor = MultiThreadedExecutor(num_threads=threads or max(len(nodes) + 1, os.cpu_count() or 1))
-    for node in nodes:
-        executor.add_node(node)
-    try:
-        while rclpy.ok() and (until is None or not until.is_set()):
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        executor.shutdown(timeout_sec=2.0)
+    """Spin `nodes` on one MultiThreadedExecutor until their context shuts down or `until` is set.
+
+    A shutdown (Ctrl-C, rclpy.shutdown() elsewhere) at any point ends it quietly; KeyboardInterrupt and
+    errors raised while the context is up propagate.
+    """
+    context = nodes[0].context if nodes else rclpy.get_default_context()
+    # The context can go down at any point of the loop, e.g. between the check and spin_once, which then
+    # fails to build its wait set ("the given context is not valid"): that is the shutdown, not an error.
+    with quiet_on_shutdown(context):
+        # At least one thread per node (plus the fusion node's watchdog): rclpy's default is the core
+        # count, and on a 2-core machine three busy adapters would starve the fusion node's timers.
+        threads = threads or max(len(nodes) + 1, os.cpu_count() or 1)
+        executor = MultiThreadedExecutor(num_threads=threads, context=context)
+        try:
+            for node in nodes:
+                executor.add_node(node)
+            while context.ok() and (until is None or not until.is_set()):
+                executor.spin_once(timeout_sec=0.1)
+        finally:
+            executor.shutdown(timeout_sec=2.0)
+
+
+def user_ros_args(argv: Sequence[str]) -> list[str]:
+    """The arguments inside `--ros-args ... [--]` of a command line."""
+    out, inside = [], False
+    for arg in argv[1:]:
+        if arg == "--ros-args":
+            inside = True
+        elif arg == "--":
+            inside = False
+        elif inside:
+            out.append(arg)
+    return out
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of `bringup` (see the module docstring)."""
-    import sys
-
+    """Entry point of `bringup` (see the module docstring); a Ctrl-C or shutdown at any point exits 0."""
     argv = list(sys.argv if args is None else args)
     options = build_arg_parser().parse_args(remove_ros_args(argv)[1:])
-    rclpy.init(args=argv)
-    nodes: list[Node] = []
-    try:
+
+    def run() -> None:
+        from midas_ros.ros.bag_player import BagPlayer
+
         nodes = build_nodes(
             config=options.config_dir,
             use_sim_time=options.use_sim_time,
@@ -195,21 +215,22 @@ def main(args: Sequence[str] | None = None) -> None:
             bag=options.bag,
             rate=options.rate,
             loop=options.loop,
+            ros_args=user_ros_args(argv),
         )
-        player = next((n for n in nodes if isinstance(n, BagPlayer)), None)
-        done = None
-        if player is not None:
-            threading.Thread(
-                target=start_when_matched, args=(player,), name="start_player", daemon=True
-            ).start()
-            done = player.done if options.exit_when_done else None
-        spin(nodes, threads=options.threads, until=done)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        for node in reversed(nodes):
-            node.destroy_node()
-        rclpy.try_shutdown()
+        try:
+            player = next((n for n in nodes if isinstance(n, BagPlayer)), None)
+            done = None
+            if player is not None:
+                threading.Thread(
+                    target=start_when_matched, args=(player,), name="start_player", daemon=True
+                ).start()
+                done = player.done if options.exit_when_done else None
+            spin(nodes, threads=options.threads, until=done)
+        finally:
+            for node in reversed(nodes):
+                node.destroy_node()
+
+    run_ros(run, argv)
 
 
 if __name__ == "__main__":

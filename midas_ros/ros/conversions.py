@@ -16,6 +16,7 @@ the same layout with amplitude = rows 0..2 and phase = rows 3..5.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -193,31 +194,100 @@ def pointcloud2_to_xyz(msg: PointCloud2, drop_invalid: bool = True) -> np.ndarra
     return xyz
 
 
+@dataclass(frozen=True)
+class CloudLayout:
+    """A PointCloud2's content without a message class: numpy fills it, a message system wraps it.
+
+    ``fields`` are (name, offset, PointField datatype, count) tuples.
+    """
+
+    height: int
+    width: int
+    fields: tuple[tuple[str, int, int, int], ...]
+    point_step: int
+    row_step: int
+    is_bigendian: bool
+    is_dense: bool
+    data: bytes
+
+
+def cloud_layout(points: np.ndarray, *, row_pad: int = 0, is_dense: bool | None = None) -> CloudLayout:
+    """A structured array, (N,) unorganised or (H, W) organised, as PointCloud2 content.
+
+    Its dtype is the layout: field names, offsets, padding (itemsize = point_step), byte order, and
+    sub-arrays as ``count`` (the CSI layout's packets). ``row_pad`` appends that many 0xAB bytes to every
+    row (row_step > width x point_step, as some drivers do). ``is_dense`` defaults to "no NaN/Inf".
+    """
+    points = np.asarray(points)
+    if points.dtype.names is None or points.ndim not in (1, 2):
+        raise ConversionError("bad_shape", f"need a structured (N,) or (H, W) array, got {points.dtype}")
+    rows = points.reshape(1, -1) if points.ndim == 1 else points
+    fields, orders = [], set()
+    for name in points.dtype.names:
+        field_dtype, offset = points.dtype.fields[name][:2]
+        base, shape = field_dtype.base, field_dtype.shape
+        datatype = next((t for t, d in POINTFIELD_DTYPES.items() if d == base.newbyteorder("<")), None)
+        if datatype is None:
+            raise ConversionError("bad_field_type", f"field {name!r} has a type PointField lacks: {base}")
+        if base.itemsize > 1:
+            orders.add(base.byteorder if base.byteorder in "<>" else ("<", ">")[_NATIVE_BIG_ENDIAN])
+        fields.append((name, int(offset), datatype, int(np.prod(shape, dtype=int))))
+    if len(orders) > 1:
+        raise ConversionError("bad_field_type", "fields of mixed byte order")
+    data = rows.view(np.uint8).reshape(rows.shape[0], -1)
+    if row_pad:
+        data = np.concatenate([data, np.full((rows.shape[0], row_pad), 0xAB, np.uint8)], axis=1)
+    if is_dense is None:
+        floats = [rows[n] for n in points.dtype.names if rows.dtype.fields[n][0].base.kind == "f"]
+        is_dense = all(bool(np.isfinite(v).all()) for v in floats)
+    return CloudLayout(
+        height=int(rows.shape[0]),
+        width=int(rows.shape[1]),
+        fields=tuple(fields),
+        point_step=int(points.dtype.itemsize),
+        row_step=int(data.shape[1]),
+        is_bigendian=orders == {">"},
+        is_dense=bool(is_dense),
+        data=np.ascontiguousarray(data).tobytes(),
+    )
+
+
+def pointcloud2_msg(layout: CloudLayout, header: Header | None = None) -> PointCloud2:
+    """The rclpy PointCloud2 of a CloudLayout."""
+    msg = PointCloud2(
+        height=layout.height,
+        width=layout.width,
+        is_bigendian=layout.is_bigendian,
+        point_step=layout.point_step,
+        row_step=layout.row_step,
+        is_dense=layout.is_dense,
+    )
+    msg.header = _copy_header(header)
+    msg.fields = [PointField(name=n, offset=o, datatype=d, count=c) for n, o, d, c in layout.fields]
+    msg.data = layout.data  # bytes: fast in rclpy (a numpy array is copied element by element)
+    return msg
+
+
+XYZ_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4")])
+
+
 def xyz_to_pointcloud2(points: np.ndarray, header: Header | None = None) -> PointCloud2:
     """(N, 3) points as an unorganised PointCloud2 with float32 x, y, z (point_step 12)."""
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] < 3:
         raise ConversionError("bad_shape", f"points need shape (N, 3), got {points.shape}")
     xyz = np.ascontiguousarray(points[:, :3], dtype="<f4")
-    msg = PointCloud2()
-    msg.header = _copy_header(header)
-    msg.height, msg.width = 1, int(xyz.shape[0])
-    msg.fields = [
-        PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate("xyz")
-    ]
-    msg.is_bigendian = False
-    msg.point_step = 12
-    msg.row_step = 12 * msg.width
-    msg.is_dense = bool(np.isfinite(xyz).all())
-    msg.data = xyz.tobytes()
-    return msg
+    return pointcloud2_msg(cloud_layout(xyz.view(XYZ_DTYPE).reshape(-1)), header)
 
 
 # -- CSI layout -------------------------------------------------------------------------------------------
 
 
-def csi_to_pointcloud2(amplitude: np.ndarray, phase: np.ndarray, header: Header | None = None) -> PointCloud2:
-    """amplitude, phase (antennas, subcarriers, packets) as a PointCloud2 in the CSI layout."""
+def csi_cloud_layout(amplitude: np.ndarray, phase: np.ndarray) -> CloudLayout:
+    """amplitude, phase (antennas, subcarriers, packets) in the CSI layout: the one definition of it.
+
+    height = antennas, width = subcarriers; per point `packets` float32 amplitudes, then `packets` phases.
+    """
     amplitude, phase = np.asarray(amplitude), np.asarray(phase)
     if amplitude.ndim != 3 or amplitude.shape != phase.shape or 0 in amplitude.shape:
         raise ConversionError(
@@ -226,21 +296,16 @@ def csi_to_pointcloud2(amplitude: np.ndarray, phase: np.ndarray, header: Header 
             f"got {amplitude.shape} and {phase.shape}",
         )
     antennas, subcarriers, packets = (int(n) for n in amplitude.shape)
-    # Per point (antenna, subcarrier): `packets` amplitudes, then `packets` phases.
-    data = np.concatenate([amplitude, phase], axis=2).astype("<f4", copy=False)
-    msg = PointCloud2()
-    msg.header = _copy_header(header)
-    msg.height, msg.width = antennas, subcarriers
-    msg.fields = [
-        PointField(name="amplitude", offset=0, datatype=PointField.FLOAT32, count=packets),
-        PointField(name="phase", offset=4 * packets, datatype=PointField.FLOAT32, count=packets),
-    ]
-    msg.is_bigendian = False
-    msg.point_step = 8 * packets
-    msg.row_step = msg.point_step * subcarriers
-    msg.is_dense = bool(np.isfinite(data).all())
-    msg.data = np.ascontiguousarray(data).tobytes()
-    return msg
+    cloud = np.empty(
+        (antennas, subcarriers), np.dtype([("amplitude", "<f4", packets), ("phase", "<f4", packets)])
+    )
+    cloud["amplitude"], cloud["phase"] = amplitude, phase
+    return cloud_layout(cloud)
+
+
+def csi_to_pointcloud2(amplitude: np.ndarray, phase: np.ndarray, header: Header | None = None) -> PointCloud2:
+    """amplitude, phase (antennas, subcarriers, packets) as a PointCloud2 in the CSI layout."""
+    return pointcloud2_msg(csi_cloud_layout(amplitude, phase), header)
 
 
 def pointcloud2_to_csi(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray]:

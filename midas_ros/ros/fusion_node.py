@@ -370,7 +370,9 @@ class FusionNode(Node):
         self.diagnostics_pub.publish(array)
 
     def destroy_node(self) -> None:
-        self._worker.stop()
+        worker = getattr(self, "_worker", None)  # absent when __init__ was interrupted
+        if worker is not None:
+            worker.stop()
         super().destroy_node()
 
 

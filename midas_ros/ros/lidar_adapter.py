@@ -39,21 +39,28 @@ class LidarAdapter(AdapterNode):
             "clouds with more points are rejected (too_many_points) before any work; "
             "the largest common scan, 128 x 2048, has 262,144",
         )
+        self.stride: tuple[int, int] = (
+            self.param("stride_rings", 1, "organised scans: keep every n-th ring (2 turns 64 beams into 32)"),
+            self.param("stride_columns", 1, "organised scans: keep every n-th column"),
+        )
 
     def to_sample(self, msg: PointCloud2) -> np.ndarray:
         size = int(msg.width) * int(msg.height)
         if size > self.max_points:  # checked on the header: a huge cloud costs nothing here
             raise ConversionError("too_many_points", f"{size} points, more than max_points {self.max_points}")
+        # preprocess_lidar drops NaN, Inf and (0, 0, 0) "no return" points itself, and takes an organised
+        # scan as it is (rings x columns), which lets it stride over rings before any other work.
         points = pointcloud2_to_xyz(msg, drop_invalid=False)
-        # (0, 0, 0) is "no return" in organised clouds (Ouster); NaN/Inf are left to preprocess_lidar,
-        # which drops them and names an all-invalid cloud "non_finite".
-        points = points[(points[:, 0] != 0) | (points[:, 1] != 0) | (points[:, 2] != 0)]
+        if msg.height > 1:
+            points = points.reshape(int(msg.height), int(msg.width), 3)
+        stride = self.stride if points.ndim == 3 else 1
         return preprocess_lidar(
             points,
             roi=self.roi,
             num_points=LIDAR_NUM_POINTS,
             voxel_size_m=self.voxel_size_m,
             min_points=self.min_points,
+            stride=stride,
         )
 
 

@@ -7,6 +7,7 @@ in mm, 0 = no return.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -31,24 +32,43 @@ DEPTH_MIN_M = 0.2
 DEPTH_MAX_M = 10.0
 
 
-@lru_cache(maxsize=1)
-def _pixel_directions() -> np.ndarray:
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics of the depth image (pixels); the defaults are the simulator's camera."""
+
+    width: int = DEPTH_WIDTH
+    height: int = DEPTH_HEIGHT
+    fx: float = DEPTH_FX
+    fy: float = DEPTH_FY
+    cx: float = DEPTH_CX
+    cy: float = DEPTH_CY
+
+
+SIM_INTRINSICS = Intrinsics()
+
+
+@lru_cache(maxsize=4)
+def _pixel_directions(intrinsics: Intrinsics = SIM_INTRINSICS) -> np.ndarray:
     """(H, W, 3) room-frame ray directions scaled so their x component is 1 (so ray t = z-depth)."""
-    u = np.arange(DEPTH_WIDTH, dtype=np.float32)
-    v = np.arange(DEPTH_HEIGHT, dtype=np.float32)
+    k = intrinsics
+    u = np.arange(k.width, dtype=np.float32)
+    v = np.arange(k.height, dtype=np.float32)
     uu, vv = np.meshgrid(u, v)
-    dirs = np.stack([np.ones_like(uu), -(uu - DEPTH_CX) / DEPTH_FX, -(vv - DEPTH_CY) / DEPTH_FY], axis=-1)
+    dirs = np.stack([np.ones_like(uu), -(uu - k.cx) / k.fx, -(vv - k.cy) / k.fy], axis=-1)
     dirs.setflags(write=False)
     return dirs
 
 
-def project_to_pixels(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def project_to_pixels(
+    points: np.ndarray, intrinsics: Intrinsics = SIM_INTRINSICS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Room-frame points (..., 3) -> (u, v, z): pixel column, row and z-depth in metres."""
+    k = intrinsics
     rel = np.asarray(points, dtype=np.float64) - np.asarray(DEPTH_CAMERA_POSITION)
     z = rel[..., 0]
     with np.errstate(divide="ignore", invalid="ignore"):
-        u = DEPTH_CX - DEPTH_FX * rel[..., 1] / z
-        v = DEPTH_CY - DEPTH_FY * rel[..., 2] / z
+        u = k.cx - k.fx * rel[..., 1] / z
+        v = k.cy - k.fy * rel[..., 2] / z
     return u, v, z
 
 
@@ -64,23 +84,27 @@ def _cast(vertices: np.ndarray, triangles: np.ndarray, dirs: np.ndarray) -> np.n
 class DepthRenderer:
     """Renders noise-free z-depth: the static room once, then per frame only the body's image box."""
 
-    def __init__(self, room_vertices: np.ndarray, room_triangles: np.ndarray) -> None:
-        self.background = _cast(room_vertices, room_triangles, _pixel_directions())
+    def __init__(
+        self, room_vertices: np.ndarray, room_triangles: np.ndarray, intrinsics: Intrinsics = SIM_INTRINSICS
+    ) -> None:
+        self.intrinsics = intrinsics
+        self.background = _cast(room_vertices, room_triangles, _pixel_directions(intrinsics))
 
     def render(self, body_vertices: np.ndarray, body_triangles: np.ndarray) -> np.ndarray:
         """(H, W) float32 z-depth in metres (inf = no hit) of the room with the body in it."""
         depth = self.background.copy()
-        u, v, z = project_to_pixels(body_vertices)
+        k = self.intrinsics
+        u, v, z = project_to_pixels(body_vertices, k)
         front = z > 0.05
         if not front.any():
             return depth
-        u0 = int(np.clip(np.floor(u[front].min()) - 1, 0, DEPTH_WIDTH))
-        u1 = int(np.clip(np.ceil(u[front].max()) + 2, 0, DEPTH_WIDTH))
-        v0 = int(np.clip(np.floor(v[front].min()) - 1, 0, DEPTH_HEIGHT))
-        v1 = int(np.clip(np.ceil(v[front].max()) + 2, 0, DEPTH_HEIGHT))
+        u0 = int(np.clip(np.floor(u[front].min()) - 1, 0, k.width))
+        u1 = int(np.clip(np.ceil(u[front].max()) + 2, 0, k.width))
+        v0 = int(np.clip(np.floor(v[front].min()) - 1, 0, k.height))
+        v1 = int(np.clip(np.ceil(v[front].max()) + 2, 0, k.height))
         if u1 <= u0 or v1 <= v0:
             return depth
-        hit = _cast(body_vertices, body_triangles, _pixel_directions()[v0:v1, u0:u1])
+        hit = _cast(body_vertices, body_triangles, _pixel_directions(k)[v0:v1, u0:u1])
         np.minimum(depth[v0:v1, u0:u1], hit, out=depth[v0:v1, u0:u1])
         return depth
 
@@ -129,15 +153,21 @@ def _ir_shadow(disparity: np.ndarray) -> np.ndarray:
     return shadow
 
 
-def add_depth_noise(depth_m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def add_depth_noise(
+    depth_m: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    fx: float = DEPTH_FX,
+    baseline_m: float = DEPTH_BASELINE_M,
+) -> np.ndarray:
     """Noise-free z-depth (H, W) metres (inf = no hit) -> (H, W) uint16 mm as a D435 would report it.
 
     Disparity noise (mostly spatially correlated, as from block matching) quantised to 1/32 pixel gives
     an error and depth steps growing with z^2; returns vanish in the IR shadow and, at random, along
     depth discontinuities (the matcher fails on mixed windows), plus a sprinkle of isolated holes;
-    out-of-range depth is 0.
+    out-of-range depth is 0. fx (pixels) and baseline_m set the disparity (defaults: the simulator's).
     """
-    fb = np.float32(DEPTH_FX * DEPTH_BASELINE_M)
+    fb = np.float32(fx * baseline_m)
     depth_m = depth_m.astype(np.float32, copy=False)
     finite = np.isfinite(depth_m)
     disparity = np.zeros_like(depth_m)

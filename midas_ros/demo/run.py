@@ -1,0 +1,202 @@
+"""The live demo: a simulated sensor bag with dropouts replayed through the whole node graph, scored.
+
+    python -m midas_ros.demo [--workdir out/demo] [--checkpoint models/midas.safetensors] [--rate 1]
+
+1. Writes the demo bag (scenario.py: held-out subject 40, a few actions, 10 Hz, each sensor dropping out
+   and coming back, two sensors down at once twice) into WORKDIR/demo_bag, unless a bag of the same
+   scenario is there already.
+2. Runs bag player (/clock) + depth/LiDAR/CSI adapters + staleness-aware sync + MIDAS fusion in ONE
+   process on a MultiThreadedExecutor with use_sim_time (live.py).
+3. Records the skeleton stream (PoseArray, MarkerArray, fusion record) into WORKDIR/skeleton_bag (MCAP).
+4. Prints MPJPE per live modality subset against the bag's ground truth, matched by stamp (scoring.py),
+   and writes WORKDIR/skeletons.png: predicted vs true skeletons for a few frames, some during dropouts.
+
+Ctrl-C at any point stops it cleanly and exits with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+# Only the standard library at import time: main() installs its Ctrl-C handling before the heavy imports.
+
+DESCRIPTION = "The live demo: a simulated sensor bag with dropouts replayed through the node graph, scored."
+
+
+@dataclass
+class DemoResult:
+    """What a demo run produced and measured."""
+
+    bag_path: Path
+    skeleton_bag: Path
+    plot_path: Path | None
+    frames: int  # ground-truth frames in the bag
+    skeletons: int  # skeletons recorded
+    predicted: int  # ground-truth frames that got a skeleton
+    mpjpe_by_subset: dict[str, tuple[int, float]]  # subset label -> (skeletons, MPJPE mm)
+    mpjpe_all_mm: float
+
+
+def ensure_demo_bag(
+    bag_path: Path, *, subject: int, actions: Sequence[int], frames_per_action: int, seed: int, rebuild: bool
+) -> None:
+    """Write the demo bag unless one of the same scenario is at `bag_path`; print its dropouts."""
+    from midas_ros.demo.scenario import read_demo_bag_info, write_demo_bag
+
+    info = read_demo_bag_info(bag_path) if bag_path.exists() else None
+    wanted = (subject, tuple(actions), frames_per_action, seed)
+    same = info is not None and (info.subject, info.actions, info.frames_per_action, info.seed) == wanted
+    if same and not rebuild:
+        print(f"demo bag: {bag_path} (reused: same scenario)")
+    else:
+        if bag_path.exists():
+            shutil.rmtree(bag_path)  # another scenario, an older format, or --rebuild-bag
+        info = write_demo_bag(
+            bag_path, subject=subject, actions=actions, frames_per_action=frames_per_action, seed=seed
+        )
+        print(f"demo bag: {info.path} ({info.duration_s:.0f} s, subject {subject}, actions {list(actions)})")
+    for outage in info.schedule:
+        print(f"  {outage.modality:5s} down {outage.start_s:5.1f} .. {outage.end_s:5.1f} s")
+
+
+def run_demo(
+    workdir: Path,
+    *,
+    checkpoint: str = "",
+    device: str = "auto",
+    rate: float = 1.0,
+    subject: int = 40,
+    actions: Sequence[int] = (14, 12, 27, 26),
+    frames_per_action: int = 100,
+    seed: int = 0,
+    rebuild_bag: bool = False,
+    plot: bool = True,
+) -> DemoResult:
+    """The whole demo (module docstring); returns the figures it printed. Ctrl-C: KeyboardInterrupt."""
+    from midas_ros.demo.live import record_live_run
+    from midas_ros.demo.plots import plot_run
+    from midas_ros.demo.scenario import BAG_GROUND_TRUTH_TOPIC
+    from midas_ros.demo.scoring import read_skeletons, score
+    from midas_ros.interfaces import FUSION_TOPIC, POSES_TOPIC
+    from midas_ros.ros.bag_io import read_pose_arrays
+    from midas_ros.ros.fusion_node import default_checkpoint
+
+    checkpoint_path = Path(checkpoint) if checkpoint else default_checkpoint()
+    if not checkpoint_path.exists():
+        raise FileNotFoundError(
+            f"no checkpoint at {checkpoint_path}: train one with `midas_train` or pass --checkpoint"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    bag_path = workdir / "demo_bag"
+    ensure_demo_bag(
+        bag_path,
+        subject=subject,
+        actions=actions,
+        frames_per_action=frames_per_action,
+        seed=seed,
+        rebuild=rebuild_bag,
+    )
+    skeleton_bag = workdir / "skeleton_bag"
+    print(f"playing {bag_path} through player + adapters + sync + fusion (sim time, rate {rate}) ...")
+    record_live_run(bag_path, skeleton_bag, checkpoint=str(checkpoint_path), device=device, rate=rate)
+
+    gt_stamps, gt = read_pose_arrays(bag_path, BAG_GROUND_TRUTH_TOPIC)
+    stamps, pred, labels = read_skeletons(skeleton_bag)
+    result = score(stamps, pred, labels, gt_stamps, gt)
+    print()
+    print(result.table(len(stamps), len(gt_stamps)))
+
+    plot_path = None
+    if plot:
+        plot_path = plot_run(workdir / "skeletons.png", pred, labels, gt_stamps, gt, result.match)
+        if plot_path is not None:
+            print(f"plot: {plot_path}")
+    print(f"skeleton stream: {skeleton_bag} (PoseArray {POSES_TOPIC}, fusion record {FUSION_TOPIC}, markers)")
+    return DemoResult(
+        bag_path=bag_path,
+        skeleton_bag=skeleton_bag,
+        plot_path=plot_path,
+        frames=len(gt_stamps),
+        skeletons=len(stamps),
+        predicted=result.frames_predicted,
+        mpjpe_by_subset=result.by_subset,
+        mpjpe_all_mm=result.mpjpe_all_mm,
+    )
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="midas_demo", description=DESCRIPTION)
+    parser.add_argument("--workdir", type=Path, default=Path("out/demo"), help="bags and plot go here")
+    parser.add_argument(
+        "--checkpoint", default="", help="MIDAS checkpoint (default: models/midas.safetensors)"
+    )
+    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    parser.add_argument("--subject", type=int, default=40, help="simulated subject (held out from training)")
+    parser.add_argument("--actions", type=int, nargs="+", default=[14, 12, 27, 26])
+    parser.add_argument("--frames-per-action", type=int, default=100, help="10 Hz frames per action")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rebuild-bag", action="store_true", help="rewrite the demo bag even if present")
+    parser.add_argument("--no-plot", action="store_true")
+    return parser
+
+
+_INTERRUPTED = threading.Event()
+
+
+def _interrupt_once(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C: raise KeyboardInterrupt once, ignore any further Ctrl-C on the way out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of `midas_demo`: exit 0 when done or interrupted (Ctrl-C), 2 without a checkpoint.
+
+    On Ctrl-C the process ends right here with status 0 (``os._exit``), whatever was interrupted.
+    """
+    signal.signal(signal.SIGINT, _interrupt_once)
+    try:
+        args = build_arg_parser().parse_args(sys.argv[1:] if argv is None else argv)
+        run_demo(
+            args.workdir,
+            checkpoint=args.checkpoint,
+            device=args.device,
+            rate=args.rate,
+            subject=args.subject,
+            actions=args.actions,
+            frames_per_action=args.frames_per_action,
+            seed=args.seed,
+            rebuild_bag=args.rebuild_bag,
+            plot=not args.no_plot,
+        )
+    except BaseException as exc:
+        # An interrupt may surface as another exception: one inside a C extension's import, for one,
+        # becomes "ImportError: initialization failed".
+        if isinstance(exc, KeyboardInterrupt) or _INTERRUPTED.is_set():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            print("\ninterrupted", file=sys.stderr)
+            # Our resources are released by now (bags closed, nodes destroyed, rclpy shut down). Skip the
+            # interpreter's teardown: a C extension whose import was interrupted (open3d, torch) can fail
+            # in its own and turn the exit status into 1 or a death by SIGINT.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        if isinstance(exc, FileNotFoundError):
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Scoring a recorded skeleton stream against the demo bag's ground truth, per live modality subset.
+
+Each skeleton's live subset comes from the fusion node's per-skeleton record (midas/skeleton/fusion,
+``fusion_record.parse_fusion_record``), which carries the skeleton's own stamp. Predictions are matched to
+the nearest ground-truth frame by stamp (within 50 ms).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from midas_ros.evaluate.metrics import mpjpe_mm
+from midas_ros.interfaces import FUSION_TOPIC, POSES_TOPIC
+from midas_ros.ros.bag_io import read_messages, read_pose_arrays, resolved_topic
+from midas_ros.ros.fusion_record import parse_fusion_record
+from midas_ros.skeleton import NUM_JOINTS
+
+MATCH_TOLERANCE_NS = 50_000_000  # a prediction belongs to the ground-truth frame within 50 ms
+UNKNOWN_SUBSET = "?"  # a skeleton whose fusion record was not recorded
+
+
+def read_skeletons(skeleton_bag: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(stamps ns (N,), joints (N, 17, 3), live subset label per skeleton) from a recorded skeleton bag.
+
+    Poses and fusion records are paired by stamp (in recording order when two share a stamp).
+    """
+    stamps, joints = read_pose_arrays(skeleton_bag, resolved_topic(POSES_TOPIC))
+    labels_by_stamp: dict[int, deque[str]] = defaultdict(deque)
+    for message in read_messages(skeleton_bag, [resolved_topic(FUSION_TOPIC)]):
+        record = parse_fusion_record(message.deserialize())
+        labels_by_stamp[record.stamp_ns].append(record.label)
+    labels = []
+    for stamp in stamps.tolist():
+        queue = labels_by_stamp.get(stamp)
+        labels.append(queue.popleft() if queue else UNKNOWN_SUBSET)
+    if len(stamps) == 0:
+        joints = np.zeros((0, NUM_JOINTS, 3))
+    return stamps, joints, labels
+
+
+def match_to_ground_truth(pred_stamps: np.ndarray, gt_stamps: np.ndarray) -> np.ndarray:
+    """Index of the nearest ground-truth stamp of each prediction, -1 when none is within 50 ms."""
+    pred_stamps = np.asarray(pred_stamps, dtype=np.int64)
+    gt_stamps = np.asarray(gt_stamps, dtype=np.int64)
+    if len(gt_stamps) == 0:
+        return np.full(len(pred_stamps), -1)
+    right = np.clip(np.searchsorted(gt_stamps, pred_stamps), 0, len(gt_stamps) - 1)
+    left = np.clip(right - 1, 0, len(gt_stamps) - 1)
+    nearest = np.where(
+        np.abs(gt_stamps[left] - pred_stamps) <= np.abs(gt_stamps[right] - pred_stamps), left, right
+    )
+    return np.where(np.abs(gt_stamps[nearest] - pred_stamps) <= MATCH_TOLERANCE_NS, nearest, -1)
+
+
+def mpjpe_by_subset(
+    pred: np.ndarray, labels: Sequence[str], gt: np.ndarray, match: np.ndarray
+) -> dict[str, tuple[int, float]]:
+    """{subset label: (frames, MPJPE mm)} over the predictions matched to a ground-truth frame.
+
+    Larger subsets first, then by name.
+    """
+    table: dict[str, tuple[int, float]] = {}
+    for label in sorted(set(labels), key=lambda lab: (-lab.count("+"), lab)):
+        rows = [k for k, lab in enumerate(labels) if lab == label and match[k] >= 0]
+        if rows:
+            table[label] = (len(rows), mpjpe_mm(pred[rows], gt[match[rows]]))
+    return table
+
+
+@dataclass(frozen=True)
+class Score:
+    """A skeleton stream scored against ground truth."""
+
+    match: np.ndarray  # (N,) ground-truth index per skeleton, -1 = unmatched
+    by_subset: dict[str, tuple[int, float]]  # subset label -> (skeletons, MPJPE mm)
+    matched: int  # skeletons matched to a ground-truth frame
+    mpjpe_all_mm: float  # over every matched skeleton (NaN when none)
+    frames_predicted: int  # distinct ground-truth frames that got a skeleton
+
+    def table(self, skeletons: int, gt_frames: int) -> str:
+        """The printed summary: counts, then MPJPE per live subset and over all."""
+        lines = [
+            f"skeletons: {skeletons} for {gt_frames} ground-truth frames ({self.frames_predicted} matched)",
+            f"{'live subset':<18} {'frames':>6} {'MPJPE (mm)':>11}",
+        ]
+        lines += [f"{label:<18} {n:>6d} {err:>11.1f}" for label, (n, err) in self.by_subset.items()]
+        lines.append(f"{'all':<18} {self.matched:>6d} {self.mpjpe_all_mm:>11.1f}")
+        return "\n".join(lines)
+
+
+def score(
+    stamps: np.ndarray, pred: np.ndarray, labels: Sequence[str], gt_stamps: np.ndarray, gt: np.ndarray
+) -> Score:
+    """Match each skeleton to its ground-truth frame and compute the MPJPE table."""
+    match = match_to_ground_truth(stamps, gt_stamps)
+    ok = match >= 0
+    return Score(
+        match=match,
+        by_subset=mpjpe_by_subset(pred, labels, gt, match),
+        matched=int(ok.sum()),
+        mpjpe_all_mm=mpjpe_mm(pred[ok], gt[match[ok]]) if ok.any() else float("nan"),
+        frames_predicted=len(set(match[ok].tolist())),
+    )
