@@ -263,6 +263,7 @@ def first_bringup(probe: Probe, args: argparse.Namespace, log: Path) -> dict[str
         sent0 = dict(probe.sent)
         with probe.lock:
             base = {m: dict(probe.diagnostics.get(f"midas_ros/{m}_adapter", {})) for m in MODALITIES}
+            fusion0 = dict(probe.diagnostics.get("fusion_node: fusion", {}))
         t0, duration = run_phase(probe, args.steady_s)
         steady = probe.since(t0)
         records = probe.records_since(t0)
@@ -272,8 +273,17 @@ def first_bringup(probe: Probe, args: argparse.Namespace, log: Path) -> dict[str
         counts = accounting(probe, {m: 0 for m in MODALITIES})
         with probe.lock:
             fusion = dict(probe.diagnostics.get("fusion_node: fusion", {}))
+        with probe.lock:
+            fusion_after = dict(probe.diagnostics.get("fusion_node: fusion", {}))
         results["steady"] = {
             **latency_summary(steady, duration),
+            "dropped_sets_in_phase": int(fusion_after.get("dropped_sets", -1))
+            - int(fusion0.get("dropped_sets", 0)),
+            "timeline": [(round(s.received_s - t0, 3), round(s.latency_ms, 1)) for s in steady],
+            "records": [
+                (round(r.wait_ms, 1), round(r.inference_ms, 1), round(r.stamp_to_publish_ms, 1))
+                for r in records
+            ],
             "full_subset_fraction": float(np.mean([r.label == "depth+lidar+csi" for r in records])),
             "inference_ms_p50": float(np.median([r.inference_ms for r in records])),
             "inference_ms_p99": float(np.percentile([r.inference_ms for r in records], 99)),
@@ -289,6 +299,8 @@ def first_bringup(probe: Probe, args: argparse.Namespace, log: Path) -> dict[str
         }
         probe.paused.clear()
         time.sleep(1.0)
+        if args.steady_only:
+            return results
 
         # Lag: the LiDAR's scans arrive 0.5 s after their stamps.
         probe.stamp_shift_ns["lidar"] = -NS // 2
@@ -399,6 +411,7 @@ def main() -> None:
     parser.add_argument("--jump-s", type=float, default=8.0)
     parser.add_argument("--frames", type=int, default=20, help="distinct simulated frames (looped)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--steady-only", action="store_true", help="skip the lag, jump and huge-cloud phases")
     parser.add_argument("--log-dir", type=Path, default=Path(tempfile.mkdtemp(prefix="bench_runtime_")))
     args = parser.parse_args()
 
@@ -414,10 +427,12 @@ def main() -> None:
     spinner.start()
     try:
         results.update(first_bringup(probe, args, args.log_dir / "bringup_default.log"))
-        results["lag_max_latency_0.6"] = second_bringup(probe, args, args.log_dir / "bringup_lag.log")
+        if not args.steady_only:
+            results["lag_max_latency_0.6"] = second_bringup(probe, args, args.log_dir / "bringup_lag.log")
     finally:
         probe.stop()
         executor.shutdown()
+        spinner.join(timeout=5)
         node.destroy_node()
         rclpy.try_shutdown()
     results["machine"] = {

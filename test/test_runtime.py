@@ -1,4 +1,4 @@
-"""The composed node graph (adapters + fusion, as `bringup` builds it) on real drivers' message sizes.
+"""The composed node graph (adapters + fusion, as `bringup` builds and spins it) on real drivers' sizes.
 
 A driver node publishes what a RealSense (848 x 480 16UC1 with holes and the invalid left band), an
 Ouster (64 x 1024 organised, point_step 48) and the CSI tool publish, rendered by the simulator, plus
@@ -17,7 +17,6 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from ros_utils import wait_until  # noqa: E402
@@ -27,7 +26,7 @@ from midas_ros import MODALITIES  # noqa: E402
 from midas_ros.demo.cloud_layouts import driver_cloud  # noqa: E402
 from midas_ros.interfaces import FUSION_TOPIC, SENSOR_TOPICS  # noqa: E402
 from midas_ros.model import MIDAS, save_checkpoint, tiny_config  # noqa: E402
-from midas_ros.ros.bringup import build_nodes  # noqa: E402
+from midas_ros.ros.bringup import build_nodes, spin  # noqa: E402
 from midas_ros.ros.conversions import array_to_image, csi_to_pointcloud2  # noqa: E402
 from midas_ros.ros.fusion_record import parse_fusion_record  # noqa: E402
 from midas_ros.sim.drivers import DriverSimulator  # noqa: E402
@@ -110,20 +109,18 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Node]
         overrides={f"{m}_adapter": {"diagnostics_period_s": 0.2} for m in MODALITIES},
     )
     drivers = Drivers()
-    executor = MultiThreadedExecutor(num_threads=len(nodes) + 2)
-    for node in [*nodes, drivers]:
-        executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=spin, args=([*nodes, drivers],), kwargs={"until": stop}, daemon=True)
     thread.start()
     try:
         assert wait_until(lambda: all(p.get_subscription_count() > 0 for p in drivers.pubs.values()), 20)
         yield nodes, drivers
     finally:
-        executor.shutdown(timeout_sec=2.0)
+        stop.set()
+        thread.join(timeout=10)
         for node in [drivers, *nodes]:
             node.destroy_node()
         rclpy.try_shutdown()
-        thread.join(timeout=5)
 
 
 def settled(drivers: Drivers) -> bool:

@@ -295,3 +295,55 @@ def test_real_error_in_construction_still_fails(tmp_path: Path) -> None:
     code, output = run_case(BAG_PLAYER.format(hook=""), ["--ros-args", "-p", f"bag:={tmp_path / 'none'}"])
     assert code != 0, output
     assert "Traceback" in output and "FileNotFoundError" in output, output
+
+
+# -- while a worker thread is busy -----------------------------------------------------------------------
+
+# The worker's handler prints BUSY, then takes 2 s (a long inference or a huge cloud); the parent sends
+# SIGINT on BUSY. The node hands the worker one item as soon as it is built.
+BUSY_WORKER = """
+import time
+from midas_ros.ros import {module}
+
+def slow(handle):
+    def run(item):
+        print("BUSY", flush=True)
+        time.sleep(2.0)
+        return handle(item)
+    return run
+
+def feed(node):
+    {feed}
+
+after_init({module}.{cls}, feed)
+{module}.main()
+"""
+FEEDS = {
+    "fusion_node": (
+        "FusionNode",
+        "import numpy as np\n"
+        "    from midas_ros.sync import SampleSet\n"
+        "    node.predictor.predict = slow(node.predictor.predict)\n"
+        "    csi = np.zeros((6, 114, 10), np.float32)\n"
+        "    node._worker.put(SampleSet(1, {'csi': csi}, {'csi': 1}, {}, 0, 0))",
+    ),
+    "csi_adapter": (
+        "CsiAdapter",
+        "import numpy as np\n"
+        "    from midas_ros.ros.conversions import csi_to_pointcloud2\n"
+        "    node._worker._handle = slow(node._worker._handle)\n"
+        "    node._worker.put(csi_to_pointcloud2(np.ones((3, 114, 10)), np.zeros((3, 114, 10))))",
+    ),
+}
+
+
+@pytest.mark.parametrize("module", list(FEEDS))
+def test_sigint_while_the_worker_is_busy(module: str, checkpoint: str) -> None:
+    cls, feed = FEEDS[module]
+    argv = (
+        ["--ros-args", "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu"]
+        if module == "fusion_node"
+        else []
+    )
+    script = BUSY_WORKER.format(module=module, cls=cls, feed=feed)
+    assert_clean(*run_case(script, argv, sigint_after=("BUSY",)))

@@ -1,7 +1,7 @@
 """The live part of the demo: a bag through the whole node graph in one process, skeletons recorded.
 
 Bag player (/clock) + depth/LiDAR/CSI adapters + fusion node, built by ``bringup.build_nodes`` with
-use_sim_time, spin on one MultiThreadedExecutor next to a recorder node that stores what the fusion node
+use_sim_time, spun (an executor thread per node) next to a recorder node that stores what the fusion node
 publishes (PoseArray, MarkerArray and the per-skeleton fusion record) as received, CDR bytes, in an MCAP
 bag. Ctrl-C stops the run cleanly (nodes destroyed, bag closed) and raises KeyboardInterrupt afterwards.
 """

@@ -6,7 +6,7 @@
    and coming back, two sensors down at once twice) into WORKDIR/demo_bag, unless a bag of the same
    scenario is there already.
 2. Runs bag player (/clock) + depth/LiDAR/CSI adapters + staleness-aware sync + MIDAS fusion in ONE
-   process on a MultiThreadedExecutor with use_sim_time (live.py).
+   process (an executor thread per node) with use_sim_time (live.py).
 3. Records the skeleton stream (PoseArray, MarkerArray, fusion record) into WORKDIR/skeleton_bag (MCAP).
 4. Prints MPJPE per live modality subset against the bag's ground truth, matched by stamp (scoring.py),
    and writes WORKDIR/skeletons.png: predicted vs true skeletons for a few frames, some during dropouts.

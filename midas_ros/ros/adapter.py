@@ -66,6 +66,7 @@ class AdapterNode(Node):
             "log_throttle_s", 5.0, "after its first report, a rejection reason is logged at most this often"
         )
         self.declare_modality_parameters()
+        self.warm_up()
 
         self.accounting = InputAccounting()
         self._lock = threading.Lock()
@@ -98,6 +99,9 @@ class AdapterNode(Node):
 
     def declare_modality_parameters(self) -> None:
         """Declare the modality's own parameters (called before the subscription is made)."""
+
+    def warm_up(self) -> None:
+        """Pay one-off costs (imports, first calls) at start-up rather than on the first message."""
 
     def to_sample(self, msg: Any) -> np.ndarray:
         """Validate and preprocess one message; raise ConversionError / PreprocessError to reject it."""

@@ -1,4 +1,4 @@
-"""All midas_ros nodes in one process on one MultiThreadedExecutor (adapters + fusion, optionally a bag).
+"""All midas_ros nodes in one process, an executor thread each (adapters + fusion, optionally a bag).
 
 Parameters come from the same YAML files as the launch file (config/adapters.yaml, config/midas.yaml),
 given to every node as node-specific `--params-file` arguments: rcl applies each file's `node_name:` and
@@ -17,7 +17,6 @@ cleanly (exit status 0).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.utilities import remove_ros_args
@@ -164,26 +163,47 @@ def start_when_matched(player: BagPlayer, timeout_s: float = 10.0) -> None:
 
 
 def spin(nodes: Sequence[Node], *, threads: int | None = None, until: threading.Event | None = None) -> None:
-    """Spin `nodes` on one MultiThreadedExecutor until their context shuts down or `until` is set.
+    """Spin each node on an executor of its own, in a thread of its own, until their context shuts down
+    or `until` is set.
+
+    One executor for all nodes rebuilt the wait set of every node's entities (subscriptions, timers,
+    QoS events, parameter services) in Python at each wake-up, whichever node woke it: with 3 MB scans at
+    10 Hz that loop held the GIL more than every worker together (py-spy, docs/bench_runtime.md). Each
+    node's callbacks only enqueue or convert, so one thread a node is enough. `threads` is kept for
+    callers that pass it; it no longer changes anything.
 
     A shutdown (Ctrl-C, rclpy.shutdown() elsewhere) at any point ends it quietly; KeyboardInterrupt and
     errors raised while the context is up propagate.
     """
+    del threads
     context = nodes[0].context if nodes else rclpy.get_default_context()
-    # The context can go down at any point of the loop, e.g. between the check and spin_once, which then
-    # fails to build its wait set ("the given context is not valid"): that is the shutdown, not an error.
-    with quiet_on_shutdown(context):
-        # At least one thread per node (plus the fusion node's watchdog): rclpy's default is the core
-        # count, and on a 2-core machine three busy adapters would starve the fusion node's timers.
-        threads = threads or max(len(nodes) + 1, os.cpu_count() or 1)
-        executor = MultiThreadedExecutor(num_threads=threads, context=context)
+    stop = until or threading.Event()
+    errors: list[BaseException] = []
+
+    def spin_one(node: Node) -> None:
+        # The context can go down at any point of the loop, e.g. between the check and spin_once, which
+        # then fails to build its wait set ("the given context is not valid"): that is the shutdown.
         try:
-            for node in nodes:
+            with quiet_on_shutdown(context), SingleThreadedExecutor(context=context) as executor:
                 executor.add_node(node)
-            while context.ok() and (until is None or not until.is_set()):
-                executor.spin_once(timeout_sec=0.1)
-        finally:
-            executor.shutdown(timeout_sec=2.0)
+                while context.ok() and not stop.is_set():
+                    executor.spin_once(timeout_sec=0.1)
+        except BaseException as exc:  # reported by the calling thread
+            errors.append(exc)
+            stop.set()
+
+    spinners = [threading.Thread(target=spin_one, args=(n,), name=f"spin_{n.get_name()}") for n in nodes]
+    for thread in spinners:
+        thread.start()
+    try:
+        while context.ok() and not stop.is_set():
+            stop.wait(0.1)
+    finally:
+        stop.set()
+        for thread in spinners:
+            thread.join(timeout=5.0)
+    if errors:
+        raise errors[0]
 
 
 def user_ros_args(argv: Sequence[str]) -> list[str]:

@@ -36,9 +36,7 @@ from typing import Any
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
@@ -148,14 +146,10 @@ class FusionNode(Node):
         self._clock_seen: tuple[int, float] | None = None  # (node clock, steady time) at the last change
 
         self._worker: Worker[SampleSet] = Worker("midas_inference", self._infer_and_publish, self._on_error)
-        samples_group = ReentrantCallbackGroup()  # conversion and placement only, any thread
+        # Callbacks only convert, place and enqueue: one executor thread serves them all.
         for m in MODALITIES:
             self.create_subscription(
-                SAMPLE_TYPES[m],
-                SAMPLE_TOPICS[m],
-                partial(self._on_sample, m),
-                qos_profile_sensor_data,
-                callback_group=samples_group,
+                SAMPLE_TYPES[m], SAMPLE_TOPICS[m], partial(self._on_sample, m), qos_profile_sensor_data
             )
         self.markers_pub = self.create_publisher(MarkerArray, MARKERS_TOPIC, 10)
         self.poses_pub = self.create_publisher(PoseArray, POSES_TOPIC, 10)
@@ -163,12 +157,9 @@ class FusionNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         # The poll runs on the node's clock (open sets wait in that time); diagnostics on a steady clock,
         # so they keep coming, marked stale, when /clock stops.
-        self.create_timer(p["poll_period_s"], self._on_poll, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(p["poll_period_s"], self._on_poll)
         self.create_timer(
-            self.diagnostics_period_s,
-            self.publish_diagnostics,
-            callback_group=MutuallyExclusiveCallbackGroup(),
-            clock=Clock(clock_type=ClockType.STEADY_TIME),
+            self.diagnostics_period_s, self.publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME)
         )
 
     def _declare_parameters(self) -> dict[str, Any]:
@@ -378,13 +369,7 @@ class FusionNode(Node):
 
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point: `fusion_node --ros-args --params-file config/midas.yaml`."""
-
-    def spin_threaded(node: Node) -> None:
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-
-    run_node(FusionNode, args, spin=spin_threaded)
+    run_node(FusionNode, args)
 
 
 if __name__ == "__main__":

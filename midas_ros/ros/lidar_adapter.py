@@ -44,6 +44,20 @@ class LidarAdapter(AdapterNode):
             self.param("stride_columns", 1, "organised scans: keep every n-th column"),
         )
 
+    def warm_up(self) -> None:
+        """One small cloud through the preprocessing: open3d's import (about a second) and first calls
+        happen at start-up, not on the first scan."""
+        rng = np.random.default_rng(0)
+        centre = [
+            (lo + hi) / 2
+            for lo, hi in (
+                (self.roi.x_min, self.roi.x_max),
+                (self.roi.y_min, self.roi.y_max),
+                (self.roi.z_min, self.roi.z_max),
+            )
+        ]
+        preprocess_lidar(rng.normal(centre, 0.1, (64, 3)), roi=self.roi, min_points=1)
+
     def to_sample(self, msg: PointCloud2) -> np.ndarray:
         size = int(msg.width) * int(msg.height)
         if size > self.max_points:  # checked on the header: a huge cloud costs nothing here
