@@ -13,7 +13,9 @@ markers, fusion records and /diagnostics. Phases, on one bringup:
    latency, the LiDAR's state (late, never dead);
 3. jump: every sensor's stamps jump 20 s back and stay there while the clock goes on: time to the first
    skeleton on the new time line;
-4. huge cloud: one 2M-point cloud on the LiDAR topic between the frames: what the adapter did with it,
+4. sensor death: each sensor in turn stops for `--dead-s` and comes back: the first skeleton without it,
+   the longest gap in the stream, when /diagnostics (1 s period) says it is dead;
+5. huge cloud: one 2M-point cloud on the LiDAR topic between the frames: what the adapter did with it,
    the longest gap in the skeleton stream around it;
 then a second bringup with max_latency_s 0.6 repeats the lag phase (the LiDAR should be fused).
 It also times the LiDAR adapter's handling of the 2M-point cloud in this process (no DDS).
@@ -110,6 +112,7 @@ class Probe:
     sent: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MODALITIES, 0))
     stamp_shift_ns: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MODALITIES, 0))
     paused: threading.Event = field(default_factory=threading.Event)
+    silent: set[str] = field(default_factory=set)  # sensors that stopped publishing
 
     def __post_init__(self) -> None:
         # Drivers publish best effort, keep last 5 (SensorDataQoS), as realsense2_camera and ouster-ros do.
@@ -160,6 +163,8 @@ class Probe:
             if not self.paused.is_set():
                 now = time.time_ns()
                 for m in MODALITIES:
+                    if m in self.silent:
+                        continue
                     msg = self.frames[k % len(self.frames)][m]
                     stamp = now + self.stamp_shift_ns[m]
                     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, NS)
@@ -334,6 +339,30 @@ def first_bringup(probe: Probe, args: argparse.Namespace, log: Path) -> dict[str
             probe.stamp_shift_ns[m] = 0
         time.sleep(2.0)
 
+        # Each sensor dies for a while and comes back.
+        deaths = {}
+        for m in MODALITIES:
+            t_kill = time.monotonic()
+            probe.silent.add(m)
+            time.sleep(args.dead_s)
+            probe.silent.discard(m)
+            time.sleep(1.5)
+            with probe.lock:
+                records = [(t, r) for t, r in probe.records if t_kill - 1.0 <= t <= t_kill + args.dead_s]
+            window = [s for s in probe.since(t_kill - 1.0) if s.received_s <= t_kill + args.dead_s]
+            without = next((t - t_kill for t, r in records if t > t_kill and m not in r.subset), None)
+            with probe.lock:
+                dead_at = next(
+                    (t - t_kill for t, mm, st in probe.states if mm == m and st == "dead" and t > t_kill),
+                    None,
+                )
+            deaths[m] = {
+                "first_skeleton_without_s": without,
+                "largest_gap_s": float(np.diff([s.received_s for s in window]).max()),
+                "diagnostics_say_dead_after_s": dead_at,
+            }
+        results["sensor_death"] = {"dead_s": args.dead_s, **deaths}
+
         # A 2M-point cloud between two frames; the stream goes on.
         big = huge_cloud()
         with probe.lock:
@@ -404,13 +433,41 @@ def time_huge_rejection() -> dict[str, float]:
         rclpy.try_shutdown(context=context)
 
 
+def plot(results: dict, path: Path) -> None:
+    """The steady phase's stamp-to-markers latency over time, and where it goes (wait, inference)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steady = results["steady"]
+    t, latency = np.array(steady["timeline"]).T
+    wait, inference, _ = np.array(steady["records"]).T
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [2.2, 1]})
+    left.plot(t, latency, ".", markersize=3)
+    left.axhline(100, color="red", linewidth=1, label="target p99 100 ms")
+    left.set(xlabel="time in the steady phase (s)", ylabel="stamp -> markers (ms)", ylim=(0, None))
+    left.set_title(
+        f"{steady['skeletons_per_s']:.2f} skeletons/s, p99 {steady['stamp_to_markers_ms_p99']:.0f} ms"
+    )
+    left.legend(loc="upper right", fontsize=8)
+    right.hist([wait, inference], bins=30, label=["set waits for its sensors", "inference"])
+    right.set(xlabel="ms", ylabel="sets")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steady-s", type=float, default=30.0)
     parser.add_argument("--lag-s", type=float, default=15.0)
     parser.add_argument("--jump-s", type=float, default=8.0)
+    parser.add_argument("--dead-s", type=float, default=2.0, help="how long each sensor is silenced")
     parser.add_argument("--frames", type=int, default=20, help="distinct simulated frames (looped)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of the steady phase's latency")
     parser.add_argument("--steady-only", action="store_true", help="skip the lag, jump and huge-cloud phases")
     parser.add_argument("--log-dir", type=Path, default=Path(tempfile.mkdtemp(prefix="bench_runtime_")))
     args = parser.parse_args()
@@ -445,6 +502,8 @@ def main() -> None:
     print(text)
     if args.json:
         args.json.write_text(text + "\n")
+    if args.plot:
+        plot(results, args.plot)
 
 
 if __name__ == "__main__":

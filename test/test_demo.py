@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -153,14 +152,12 @@ def test_ctrl_c_exits_zero(tmp_path: Path, checkpoint: Path, bag: scenario.DemoB
     workdir = _workdir_with(bag, tmp_path / "demo")
     process = _demo_process(workdir, checkpoint)
     try:
-        if when == "starting":
-            time.sleep(1.0)
-        else:
-            assert process.stdout is not None
-            for line in process.stdout:
-                if line.startswith("playing"):
-                    break
-            time.sleep(3.0)  # nodes built, playback under way
+        # The signal goes when the demo says it reached the state under test, never after a sleep.
+        assert process.stdout is not None
+        marker = "demo bag:" if when == "starting" else "playback started"
+        for line in process.stdout:
+            if line.startswith(marker):
+                break
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
     finally:
@@ -174,3 +171,17 @@ def test_ctrl_c_exits_zero(tmp_path: Path, checkpoint: Path, bag: scenario.DemoB
     assert scenario.read_demo_bag_info(workdir / "demo_bag") == scenario.DemoBagInfo(
         **{**bag.__dict__, "path": workdir / "demo_bag"}
     )  # the bag is untouched
+
+
+def test_score_puts_a_constant_pose_beside_the_model_on_the_same_frames() -> None:
+    rng = np.random.default_rng(0)
+    gt = rng.normal(0.0, 0.5, (4, 17, 3))
+    gt_stamps = np.arange(4) * 100_000_000
+    pred = gt + 0.01  # 10 mm off on every axis
+    constant = gt.mean(axis=0)
+    result = score(gt_stamps + 1_000_000, pred, ["depth", "depth", "lidar", "lidar"], gt_stamps, gt, constant)
+    assert result.reference_mm is not None and set(result.reference_mm) == {"depth", "lidar", "all"}
+    expected = np.linalg.norm(constant - gt[2:], axis=-1).mean() * 1000
+    assert result.reference_mm["lidar"] == pytest.approx(expected)
+    assert result.by_subset["lidar"][1] == pytest.approx(np.sqrt(3) * 10)
+    assert "mean pose (mm)" in result.table(4, 4)

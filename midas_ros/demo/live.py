@@ -141,6 +141,7 @@ def record_live_run(
                 if not matched:
                     player.get_logger().warning("not every topic matched in time; playing anyway")
                 player.start()
+                print("playback started", flush=True)
                 _wait(player.done.is_set, stop, timeout_s)
                 stop.wait(DRAIN_S)
                 stop.set()

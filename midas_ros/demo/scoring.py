@@ -81,28 +81,46 @@ class Score:
     matched: int  # skeletons matched to a ground-truth frame
     mpjpe_all_mm: float  # over every matched skeleton (NaN when none)
     frames_predicted: int  # distinct ground-truth frames that got a skeleton
+    # The same frames scored with one constant pose (the training set's mean, knowing nothing), by subset
+    # label and "all": what the model learned beyond that.
+    reference_mm: dict[str, float] | None = None
 
     def table(self, skeletons: int, gt_frames: int) -> str:
-        """The printed summary: counts, then MPJPE per live subset and over all."""
+        """The printed summary: counts, then MPJPE per live subset and over all, beside the reference."""
+        ref = self.reference_mm
         lines = [
             f"skeletons: {skeletons} for {gt_frames} ground-truth frames ({self.frames_predicted} matched)",
-            f"{'live subset':<18} {'frames':>6} {'MPJPE (mm)':>11}",
+            f"{'live subset':<18} {'frames':>6} {'MPJPE (mm)':>11}"
+            + (f" {'mean pose (mm)':>15}" if ref else ""),
         ]
-        lines += [f"{label:<18} {n:>6d} {err:>11.1f}" for label, (n, err) in self.by_subset.items()]
-        lines.append(f"{'all':<18} {self.matched:>6d} {self.mpjpe_all_mm:>11.1f}")
+        rows = [*self.by_subset.items(), ("all", (self.matched, self.mpjpe_all_mm))]
+        for label, (n, err) in rows:
+            lines.append(f"{label:<18} {n:>6d} {err:>11.1f}" + (f" {ref[label]:>14.1f}" if ref else ""))
         return "\n".join(lines)
 
 
 def score(
-    stamps: np.ndarray, pred: np.ndarray, labels: Sequence[str], gt_stamps: np.ndarray, gt: np.ndarray
+    stamps: np.ndarray,
+    pred: np.ndarray,
+    labels: Sequence[str],
+    gt_stamps: np.ndarray,
+    gt: np.ndarray,
+    constant_pose: np.ndarray | None = None,
 ) -> Score:
-    """Match each skeleton to its ground-truth frame and compute the MPJPE table."""
+    """Match each skeleton to its ground-truth frame and compute the MPJPE table; with `constant_pose`
+    (17, 3), the same table for that pose predicted on every frame."""
     match = match_to_ground_truth(stamps, gt_stamps)
     ok = match >= 0
+    reference = None
+    if constant_pose is not None and ok.any():
+        constant = np.broadcast_to(np.asarray(constant_pose, dtype=np.float64), pred.shape)
+        reference = {label: err for label, (_, err) in mpjpe_by_subset(constant, labels, gt, match).items()}
+        reference["all"] = mpjpe_mm(constant[ok], gt[match[ok]])
     return Score(
         match=match,
         by_subset=mpjpe_by_subset(pred, labels, gt, match),
         matched=int(ok.sum()),
         mpjpe_all_mm=mpjpe_mm(pred[ok], gt[match[ok]]) if ok.any() else float("nan"),
         frames_predicted=len(set(match[ok].tolist())),
+        reference_mm=reference,
     )
