@@ -156,3 +156,20 @@ def test_rejects_bad_arguments() -> None:
         DriverSimulator(1, 1, num_frames=0)
     with pytest.raises(IndexError):
         DriverSimulator(1, 1, num_frames=2).ouster_scan(2)
+
+
+def test_ray_casts_own_their_memory() -> None:
+    """open3d ends the process with exit status 1 when its buffers outlive it (this failed CI once while
+    every test passed): the renders the simulator caches must be plain numpy memory, not open3d's."""
+    from midas_ros.sim import depth, drivers, lidar
+
+    triangle = (
+        np.array([[2.0, -1, -1], [2, 1, -1], [2, 0, 2]], np.float32),
+        np.array([[0, 1, 2]], np.uint32),
+    )
+    casts = [
+        depth._cast(*triangle, np.ones((2, 2, 3), np.float32)),
+        drivers._cast(*triangle, (0.0, 0.0, 0.0), np.ones((2, 3), np.float32)),
+        lidar._cast(*triangle),
+    ]
+    assert all(c.flags.owndata and c.base is None for c in casts)

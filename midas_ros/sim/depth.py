@@ -78,7 +78,9 @@ def _cast(vertices: np.ndarray, triangles: np.ndarray, dirs: np.ndarray) -> np.n
     scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(triangles))
     origin = np.broadcast_to(np.asarray(DEPTH_CAMERA_POSITION, dtype=np.float32), dirs.shape)
     rays = np.ascontiguousarray(np.concatenate([origin, dirs], axis=-1), dtype=np.float32)
-    return scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    # A copy: .numpy() is a view that keeps open3d's buffer alive, and open3d exits the process with
+    # status 1 when its buffers outlive it (a cached background would).
+    return scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().copy()
 
 
 class DepthRenderer:

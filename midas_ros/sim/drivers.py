@@ -126,7 +126,9 @@ def _cast(vertices: np.ndarray, triangles: np.ndarray, origin, dirs: np.ndarray)
     scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(triangles))
     origins = np.broadcast_to(np.asarray(origin, dtype=np.float32), dirs.shape)
     rays = np.ascontiguousarray(np.concatenate([origins, dirs], axis=-1), dtype=np.float32)
-    return scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    # A copy: .numpy() is a view that keeps open3d's buffer alive, and open3d exits the process with
+    # status 1 when its buffers outlive it (a cached background would).
+    return scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().copy()
 
 
 def _ring_elevations(lidar: SpinningLidar) -> np.ndarray:

@@ -41,7 +41,9 @@ def _cast(vertices: np.ndarray, triangles: np.ndarray, rings: slice = slice(None
     dirs = beam_directions()[rings, cols]
     origin = np.broadcast_to(np.asarray(LIDAR_POSITION, dtype=np.float32), dirs.shape)
     rays = np.ascontiguousarray(np.concatenate([origin, dirs], axis=-1), dtype=np.float32)
-    return scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    # A copy: .numpy() is a view that keeps open3d's buffer alive, and open3d exits the process with
+    # status 1 when its buffers outlive it (a cached background would).
+    return scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().copy()
 
 
 def _beam_window(vertices: np.ndarray) -> tuple[slice, slice]:
