@@ -125,11 +125,15 @@ class _Sensor:
     config: ModalityConfig
     stamps: list[int] = field(default_factory=list)  # buffered samples, ordered by stamp
     payloads: list[Any] = field(default_factory=list)
-    newest_stamp_ns: int | None = None  # on the sensor's current time line (jump detection)
     last_arrival_ns: int | None = None
     delay_ns: int | None = None
     late: bool = False
     stats: ModalityStats = field(default_factory=ModalityStats)
+
+    @property
+    def newest_stamp_ns(self) -> int | None:
+        """The newest buffered stamp: the sensor's current time line (jump detection)."""
+        return self.stamps[-1] if self.stamps else None
 
     def nearest(self, stamp_ns: int) -> int | None:
         """Index of the buffered sample nearest to ``stamp_ns`` within tolerance, else None."""
@@ -257,7 +261,6 @@ class StalenessSynchronizer:
         sensor = self._sensors[modality]
         if sensor.newest_stamp_ns is not None and stamp_ns < sensor.newest_stamp_ns - self._jump_back_ns:
             self._drop_samples(sensor)  # its old time line's samples can never match again
-        sensor.newest_stamp_ns = max(stamp_ns, sensor.newest_stamp_ns or stamp_ns)
         last = self._last_formed_ns
         if last is None or stamp_ns >= last - self._jump_back_ns:
             return
@@ -285,7 +288,6 @@ class StalenessSynchronizer:
     def _drop_samples(sensor: _Sensor) -> None:
         sensor.stamps.clear()
         sensor.payloads.clear()
-        sensor.newest_stamp_ns = None
 
     def _place(self, modality: str, stamp_ns: int, arrival_ns: int) -> int | None:
         """Join or open a set; returns the arrival delay after the set opened (None: no set to join)."""

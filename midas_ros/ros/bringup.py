@@ -69,7 +69,6 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=None, help="bag playback speed factor")
     parser.add_argument("--loop", action="store_true", help="loop the bag")
     parser.add_argument("--exit-when-done", action="store_true", help="stop when the bag has played")
-    parser.add_argument("--threads", type=int, default=None, help="executor threads (default: nodes + 1)")
     return parser
 
 
@@ -162,20 +161,18 @@ def start_when_matched(player: BagPlayer, timeout_s: float = 10.0) -> None:
     player.start()
 
 
-def spin(nodes: Sequence[Node], *, threads: int | None = None, until: threading.Event | None = None) -> None:
+def spin(nodes: Sequence[Node], *, until: threading.Event | None = None) -> None:
     """Spin each node on an executor of its own, in a thread of its own, until their context shuts down
     or `until` is set.
 
     One executor for all nodes rebuilt the wait set of every node's entities (subscriptions, timers,
     QoS events, parameter services) in Python at each wake-up, whichever node woke it: with 3 MB scans at
     10 Hz that loop held the GIL more than every worker together (py-spy, docs/bench_runtime.md). Each
-    node's callbacks only enqueue or convert, so one thread a node is enough. `threads` is kept for
-    callers that pass it; it no longer changes anything.
+    node's callbacks only enqueue or convert, so one thread a node is enough.
 
     A shutdown (Ctrl-C, rclpy.shutdown() elsewhere) at any point ends it quietly; KeyboardInterrupt and
     errors raised while the context is up propagate.
     """
-    del threads
     context = nodes[0].context if nodes else rclpy.get_default_context()
     stop = until or threading.Event()
     errors: list[BaseException] = []
@@ -245,7 +242,7 @@ def main(args: Sequence[str] | None = None) -> None:
                     target=start_when_matched, args=(player,), name="start_player", daemon=True
                 ).start()
                 done = player.done if options.exit_when_done else None
-            spin(nodes, threads=options.threads, until=done)
+            spin(nodes, until=done)
         finally:
             for node in reversed(nodes):
                 node.destroy_node()

@@ -18,6 +18,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
 from midas_ros import MODALITIES
+from midas_ros.ros.conversions import stamp_to_ns
+from midas_ros.sync import NS_PER_S
 
 STATUS_NAME = "midas_ros/fusion"
 
@@ -53,7 +55,7 @@ class FusionRecord:
 
 def fusion_record_msg(record: FusionRecord, frame_id: str) -> DiagnosticArray:
     """The record as the DiagnosticArray published on midas/skeleton/fusion."""
-    sec, nanosec = divmod(record.stamp_ns, 1_000_000_000)
+    sec, nanosec = divmod(record.stamp_ns, NS_PER_S)
     status = DiagnosticStatus(
         level=DiagnosticStatus.OK,
         name=STATUS_NAME,
@@ -66,10 +68,6 @@ def fusion_record_msg(record: FusionRecord, frame_id: str) -> DiagnosticArray:
     )
 
 
-def _stamp_ns(stamp: Any) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def parse_fusion_record(msg: Any) -> FusionRecord:
     """A midas/skeleton/fusion DiagnosticArray (rclpy or rosbags) back to a FusionRecord."""
     status = next((s for s in msg.status if s.name == STATUS_NAME), None)
@@ -78,7 +76,7 @@ def parse_fusion_record(msg: Any) -> FusionRecord:
     values: Mapping[str, str] = {kv.key: kv.value for kv in status.values}
     subset = () if values["subset"] == "none" else tuple(values["subset"].split("+"))
     return FusionRecord(
-        stamp_ns=_stamp_ns(msg.header.stamp),
+        stamp_ns=stamp_to_ns(msg.header.stamp),
         subset=subset,
         weights={m: float(values[f"weight/{m}"]) for m in MODALITIES},
         sample_stamps_ns={m: int(values[f"stamp/{m}"]) for m in MODALITIES if f"stamp/{m}" in values},

@@ -202,14 +202,22 @@ def _spin_ranges(lidar: SpinningLidar, ranges: np.ndarray, rng: np.random.Genera
         near = np.minimum(r[ring, col], r[ring, nxt])
         far = np.minimum(np.maximum(r[ring, col], r[ring, nxt]), near + 3.0)
         r[ring, far_col] = near + rng.uniform(0.1, 0.9, ring.size) * (far - near)
-    measured = r + rng.normal(0.0, lidar.range_std_m, r.shape)
+    measured, valid = _measure(lidar, r, np.isfinite(ranges), rng)
+    return np.where(valid, measured, 0.0)
+
+
+def _measure(
+    lidar: SpinningLidar | LivoxLidar, ranges: np.ndarray, hit: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Range noise, then which returns are valid: a hit, within the sensor's range, not dropped out."""
+    measured = ranges + rng.normal(0.0, lidar.range_std_m, ranges.shape)
     valid = (
-        np.isfinite(ranges)
+        hit
         & (measured >= lidar.min_range_m)
         & (measured < lidar.max_range_m)
-        & (rng.random(r.shape) >= lidar.dropout)
+        & (rng.random(ranges.shape) >= lidar.dropout)
     )
-    return np.where(valid, measured, 0.0)
+    return measured, valid
 
 
 def _livox_directions(livox: LivoxLidar, frame: int) -> np.ndarray:
@@ -314,13 +322,7 @@ class DriverSimulator:
         tris = np.concatenate([room_t, body_t + np.uint32(len(room_v))])
         dirs = _livox_directions(livox, frame)
         ranges = _cast(verts, tris, LIDAR_POSITION, dirs).astype(np.float64)
-        measured = ranges + rng.normal(0.0, livox.range_std_m, ranges.shape)
-        valid = (
-            np.isfinite(ranges)
-            & (measured >= livox.min_range_m)
-            & (measured < livox.max_range_m)
-            & (rng.random(ranges.shape) >= livox.dropout)
-        )
+        measured, valid = _measure(livox, ranges, np.isfinite(ranges), rng)
         points = (dirs * np.where(valid, measured, np.nan)[:, None]).astype(np.float32)
         return points
 
