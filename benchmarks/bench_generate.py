@@ -61,6 +61,10 @@ def main() -> None:
         f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores visible; Python {platform.python_version()}",
         f"- Load average (1 min) before / after: {load_before[0]:.1f} / {load_after[0]:.1f}. The machine is "
         "shared with other engineers' jobs while this runs, so figures are noisy and pessimistic.",
+        f"- Sequence S{seq.subject:02d} A{seq.action:02d} through its pool rig {seq.rig.name}: "
+        f"{seq.rig.camera_model} ({seq.rig.depth_intrinsics.width} x {seq.rig.depth_intrinsics.height}), "
+        f"{seq.rig.lidar.name} LiDAR. Depth time grows with the camera's pixel count (the noise model and "
+        "the IR shadow work on every pixel); the writer's time is mostly the 16-bit PNGs.",
         "",
         f"| part | seconds for {args.frames} frames (median of {len(runs)}) | ms per frame |",
         "|---|---|---|",
@@ -68,11 +72,11 @@ def main() -> None:
     for key, label in (
         ("motion", "skeleton + body meshes"),
         ("depth", "depth (ray cast + noise)"),
-        ("lidar", "LiDAR (ray cast + crop)"),
+        ("lidar", "LiDAR (ray cast of the forward sector)"),
         ("csi", "WiFi CSI (multipath + receiver)"),
         ("total", "**simulate_sequence total** (wall)"),
         ("cpu", "simulate_sequence CPU time of this process (all threads)"),
-        ("write", "writing MM-Fi files (PNG, .bin, .mat, .npy)"),
+        ("write", "writing MM-Fi files (PNG, person-centred .bin, .mat, .npy, rig.json)"),
     ):
         lines.append(f"| {label} | {med(key):.2f} | {1e3 * med(key) / args.frames:.1f} |")
     target = "met" if med("total") <= 10.0 else "missed"

@@ -52,25 +52,35 @@ from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from midas_ros import MODALITIES  # noqa: E402
 from midas_ros.demo.cloud_layouts import driver_cloud  # noqa: E402
-from midas_ros.interfaces import DIAGNOSTICS_TOPIC, FUSION_TOPIC, MARKERS_TOPIC, SENSOR_TOPICS  # noqa: E402
+from midas_ros.demo.scenario import DEFAULT_RIG, camera_info_message, rig_parameters  # noqa: E402
+from midas_ros.interfaces import (  # noqa: E402
+    DEPTH_CAMERA_INFO_TOPIC,
+    DIAGNOSTICS_TOPIC,
+    FUSION_TOPIC,
+    MARKERS_TOPIC,
+    SENSOR_TOPICS,
+)
 from midas_ros.ros.conversions import array_to_image, csi_to_pointcloud2, stamp_to_ns  # noqa: E402
 from midas_ros.ros.fusion_record import parse_fusion_record  # noqa: E402
-from midas_ros.sim.drivers import DriverSimulator  # noqa: E402
+from midas_ros.sim.drivers import D435, DriverSimulator  # noqa: E402
 from midas_ros.sim.generate import simulate_sequence  # noqa: E402
+from midas_ros.sim.rigs import rig_by_name  # noqa: E402
 
 PERIOD_S = 0.1
 NS = 1_000_000_000
 SUBJECT, ACTION = 40, 14  # a held-out subject
+RIG = rig_by_name(DEFAULT_RIG)
 
 
 def sensor_messages(frames: int) -> list[dict[str, Image | PointCloud2]]:
-    """Real-size driver messages of `frames` simulated frames (stamps are set when published)."""
-    sim = DriverSimulator(SUBJECT, ACTION, frames, seed=0)
+    """Real-size driver messages of `frames` simulated frames (stamps are set when published), from
+    sensors at the poses of the demo's rig (held out of training; its camera is the D435 at 848 x 480)."""
+    sim = DriverSimulator(SUBJECT, ACTION, frames, seed=0, rig=RIG)
     csi = simulate_sequence(SUBJECT, ACTION, frames, 0)
     out = []
     for f in range(frames):
@@ -120,6 +130,12 @@ class Probe:
             m: self.node.create_publisher(type(self.frames[0][m]), SENSOR_TOPICS[m], qos_profile_sensor_data)
             for m in MODALITIES
         }
+        # camera_info with every depth frame, as realsense2_camera publishes it
+        self.info_pub = self.node.create_publisher(
+            CameraInfo, DEPTH_CAMERA_INFO_TOPIC, qos_profile_sensor_data
+        )
+        self.camera_info = camera_info_message(RIG, 0)
+        assert RIG.depth_intrinsics == D435.intrinsics
         self.node.create_subscription(MarkerArray, MARKERS_TOPIC, self._on_markers, 50)
         self.node.create_subscription(DiagnosticArray, FUSION_TOPIC, self._on_record, 50)
         self.node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 50)
@@ -168,6 +184,9 @@ class Probe:
                     msg = self.frames[k % len(self.frames)][m]
                     stamp = now + self.stamp_shift_ns[m]
                     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, NS)
+                    if m == "depth":
+                        self.camera_info.header.stamp = msg.header.stamp
+                        self.info_pub.publish(self.camera_info)
                     self.pubs[m].publish(msg)
                     self.sent[m] += 1
                 k += 1
@@ -222,10 +241,18 @@ def accounting(probe: Probe, sent_before: dict[str, int]) -> dict[str, dict[str,
 
 def start_bringup(max_latency_s: float | None, log: Path) -> subprocess.Popen:
     args = [sys.executable, "-m", "midas_ros.ros.bringup", "--device", "cpu"]
+    override = Path(tempfile.mkdtemp()) / "rig.yaml"
+    # the sensors' poses on the rig, as a user sets them
+    sections = {node: dict(values) for node, values in rig_parameters(RIG).items()}
     if max_latency_s is not None:
-        override = Path(tempfile.mkdtemp()) / "fusion.yaml"
-        override.write_text(f"fusion_node:\n  ros__parameters:\n    max_latency_s: {max_latency_s}\n")
-        args += ["--ros-args", "--params-file", str(override)]
+        sections["fusion_node"] = {"max_latency_s": max_latency_s}
+    override.write_text(
+        "".join(
+            f"{node}:\n  ros__parameters:\n" + "".join(f"    {k}: {v}\n" for k, v in values.items())
+            for node, values in sections.items()
+        )
+    )
+    args += ["--ros-args", "--params-file", str(override)]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.Popen(args, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 

@@ -3,11 +3,13 @@
     ros2 launch midas_ros fusion.launch.py                       # one process per node
     ros2 launch midas_ros fusion.launch.py composed:=true        # all nodes in one process (bringup)
     ros2 launch midas_ros fusion.launch.py bag:=out/demo/demo_bag use_sim_time:=true rviz:=true
-    ros2 launch midas_ros fusion.launch.py depth_topic:=/my_cam/depth/image_raw device:=cpu
+    ros2 launch midas_ros fusion.launch.py depth_topic:=/my_cam/depth/image_rect_raw \
+        depth_camera_info_topic:=/my_cam/depth/camera_info device:=cpu
 
-Parameters come from config/adapters.yaml (adapters) and config/midas.yaml (fusion node, bag player);
-the arguments below override a few of them. The nodes' topic names are relative (midas_ros/interfaces.py);
-the sensor inputs are remapped to the *_topic arguments, which default to the drivers' own topics.
+Parameters come from config/adapters.yaml (adapters: sensor poses, person search region, ...) and
+config/midas.yaml (fusion node, bag player); the arguments below override a few of them. The nodes' topic
+names are relative (midas_ros/interfaces.py); the sensor inputs and the depth camera's CameraInfo are
+remapped to the *_topic arguments, which default to the drivers' own topics.
 """
 
 from launch import LaunchDescription
@@ -17,7 +19,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, Pyth
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from midas_ros.interfaces import SENSOR_TOPICS
+from midas_ros.interfaces import DEPTH_CAMERA_INFO_TOPIC, SENSOR_TOPICS
 
 PACKAGE = "midas_ros"
 # One launch argument per sensor input, named after the modality; the nodes' relative topic names
@@ -53,6 +55,11 @@ def generate_launch_description() -> LaunchDescription:
             )
             for m, argument in TOPIC_ARGUMENTS.items()
         ],
+        DeclareLaunchArgument(
+            "depth_camera_info_topic",
+            default_value=f"/{DEPTH_CAMERA_INFO_TOPIC}",
+            description="sensor_msgs/CameraInfo of the depth images (their intrinsics)",
+        ),
     ]
     use_sim_time = LaunchConfiguration("use_sim_time")
     device = LaunchConfiguration("device")
@@ -61,6 +68,7 @@ def generate_launch_description() -> LaunchDescription:
     bag = LaunchConfiguration("bag")
     rate = LaunchConfiguration("rate")
     remappings = [(SENSOR_TOPICS[m], LaunchConfiguration(a)) for m, a in TOPIC_ARGUMENTS.items()]
+    remappings.append((DEPTH_CAMERA_INFO_TOPIC, LaunchConfiguration("depth_camera_info_topic")))
     sim_time = {"use_sim_time": PythonExpression(["'", use_sim_time, "'.lower() == 'true'"])}
     separate = UnlessCondition(composed)
 

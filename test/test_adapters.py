@@ -1,7 +1,13 @@
-"""The adapter nodes and the CSI capture node with real rclpy nodes (one process, and across processes)."""
+"""The adapter nodes and the CSI capture node with real rclpy nodes (one process, and across processes).
+
+Depth and LiDAR inputs are the driver simulator's full-size frames (848 x 480 D435 depth, 64 x 1024
+Ouster scans of the MM-Fi rig, midas_ros.sim.drivers); the adapters must give exactly what the
+preprocess functions give for the same camera intrinsics and sensor poses.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -24,16 +30,27 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_utils import Collector, make_cloud, ros_context, ros_context_fixture, spin_until, wait_for_match
-from sensor_msgs.msg import Image, PointCloud2
+from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
 from midas_ros.csi_devices import CsiDeviceError
-from midas_ros.interfaces import SAMPLE_TOPICS, SENSOR_TOPICS
-from midas_ros.ros.conversions import array_to_image, csi_to_pointcloud2, msg_to_sample, pointcloud2_to_csi
+from midas_ros.interfaces import DEPTH_CAMERA_INFO_TOPIC, SAMPLE_TOPICS, SENSOR_TOPICS
+from midas_ros.preprocess import PersonSearch, find_person, preprocess_depth, preprocess_lidar
+from midas_ros.rig import MMFI_RIG, CameraIntrinsics, Pose
+from midas_ros.ros.adapter import synthetic_person
+from midas_ros.ros.conversions import (
+    array_to_image,
+    csi_to_pointcloud2,
+    intrinsics_to_camera_info,
+    msg_to_sample,
+    pointcloud2_to_csi,
+)
 from midas_ros.ros.csi_adapter import CsiAdapter
 from midas_ros.ros.csi_capture_node import CsiCaptureNode
-from midas_ros.ros.depth_adapter import DepthAdapter
+from midas_ros.ros.depth_adapter import OPTICAL_TO_BODY, DepthAdapter, body_pose_from_optical
 from midas_ros.ros.lidar_adapter import LidarAdapter
+from midas_ros.sim.drivers import D435, DriverSimulator
 
 pytestmark = pytest.mark.ros
 CSI_DIR = SHARED_DATA / "csi"
@@ -43,12 +60,31 @@ RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 context = pytest.fixture(ros_context_fixture)  # a private rclpy context per test
 
 
-def remap(modality: str, raw: str, sample: str | None = None) -> list[str]:
+# The simulator's D435 (848 x 480, fx 421) and the MM-Fi rig's poses: camera 1.0 m up, LiDAR 1.3 m up.
+D435_K = CameraIntrinsics(*(getattr(D435.intrinsics, f) for f in ("width", "height", "fx", "fy", "cx", "cy")))
+CAMERA_POSE, LIDAR_POSE = MMFI_RIG.depth_pose, MMFI_RIG.lidar_pose
+BASE_FRAME = "midas_base"
+
+
+def remap(modality: str, raw: str, sample: str | None = None, camera_info: str | None = None) -> list[str]:
     """Node arguments that remap an adapter's relative input (and output) topic, as a launch file does."""
     rules = ["-r", f"{SENSOR_TOPICS[modality]}:={raw}"]
     if sample is not None:
         rules += ["-r", f"{SAMPLE_TOPICS[modality]}:={sample}"]
+    if camera_info is not None:
+        rules += ["-r", f"{DEPTH_CAMERA_INFO_TOPIC}:={camera_info}"]
     return ["--ros-args", *rules]
+
+
+@pytest.fixture(scope="module")
+def driver():
+    """Frames 0..2 of one subject alone in the hall (E04) as the D435 and a 64 x 1024 Ouster see it."""
+    sim = DriverSimulator(subject=40, action=1, num_frames=3)
+    return {
+        "depth": [sim.depth_frame(f) for f in range(3)],
+        "depth_m": [sim.depth_frame_m(f) for f in range(3)],
+        "scan": [sim.ouster_scan(f) for f in range(3)],
+    }
 
 
 ADAPTERS = {
@@ -71,18 +107,38 @@ class Rig:
             self.adapters[modality] = cls(
                 context=context,
                 parameter_overrides=[Parameter("diagnostics_period_s", value=0.25)],
-                cli_args=remap(modality, f"/test/raw/{modality}", f"/test/sample/{modality}"),
+                cli_args=remap(
+                    modality, f"/test/raw/{modality}", f"/test/sample/{modality}", "/test/raw/depth_info"
+                ),
             )
             self.executor.add_node(self.adapters[modality])
             # Depth like a RealSense driver (best effort), the others like a bag player (reliable).
             qos = BEST_EFFORT if modality == "depth" else RELIABLE
             self.pubs[modality] = self.probe.create_publisher(msg_type, f"/test/raw/{modality}", qos)
             self.samples[modality] = Collector(self.probe, msg_type, f"/test/sample/{modality}", RELIABLE)
+        # CameraInfo reliable (realsense2_camera's default): the adapter's best-effort subscription connects.
+        self.camera_info = self.probe.create_publisher(CameraInfo, "/test/raw/depth_info", RELIABLE)
         self.diagnostics = Collector(self.probe, DiagnosticArray, "/diagnostics")
         for modality in ADAPTERS:
             assert wait_for_match(self.executor, self.pubs[modality]), f"{modality} adapter never subscribed"
             assert wait_for_match(self.executor, self.samples[modality].subscription)
+        assert wait_for_match(self.executor, self.camera_info), "the depth adapter never took camera_info"
         self.stamp = 1000
+        self.send_camera_info(D435_K)
+
+    def send_camera_info(self, intrinsics: CameraIntrinsics, adapter=None, publisher=None) -> None:
+        """Publish a CameraInfo until the depth adapter holds its intrinsics."""
+        adapter = adapter or self.adapters["depth"]
+        publisher = publisher or self.camera_info
+        msg = intrinsics_to_camera_info(intrinsics, Header(frame_id="camera_depth_optical_frame"))
+
+        def arrived() -> bool:
+            if adapter.camera_info != intrinsics:
+                publisher.publish(msg)  # best effort: resent until it arrives
+                return False
+            return True
+
+        assert spin_until(self.executor, arrived), "the depth adapter never got its CameraInfo"
 
     def header(self, frame_id: str) -> Header:
         self.stamp += 1
@@ -91,14 +147,15 @@ class Rig:
         return h
 
     def expect_sample(self, modality: str, msg) -> object:
-        """Publish; the adapter's sample with the same stamp and frame_id arrives."""
+        """Publish; the adapter's sample with the same stamp arrives, with the input's frame_id (depth,
+        CSI) or the base frame's (LiDAR: its points are in the base frame)."""
         got = self.samples[modality].messages
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         self.pubs[modality].publish(msg)
         match = lambda: [m for m in got if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp]  # noqa: E731
-        assert spin_until(self.executor, lambda: bool(match())), f"no {modality} sample for stamp {stamp}"
+        assert spin_until(self.executor, lambda: bool(match()), timeout_s=10), f"no {modality} sample {stamp}"
         out = match()[0]
-        assert out.header.frame_id == msg.header.frame_id
+        assert out.header.frame_id == (BASE_FRAME if modality == "lidar" else msg.header.frame_id)
         return out
 
     def expect_rejection(self, modality: str, msg, reason: str) -> None:
@@ -108,6 +165,7 @@ class Rig:
         assert spin_until(
             self.executor,
             lambda: accounting.snapshot().rejected.get(reason, 0) > before.rejected.get(reason, 0),
+            timeout_s=10,
         ), f"{modality}: no '{reason}' rejection; counts {accounting.snapshot()}"
         assert accounting.snapshot().processed == before.processed
 
@@ -129,16 +187,8 @@ def rig():
 # -- valid inputs and what they look like ----------------------------------------------------------------
 
 
-def depth_mm(h: int = 480, w: int = 640) -> np.ndarray:
-    """A wall at 4 m with a person-sized box at 3 m, 16-bit mm, a few holes."""
-    depth = np.full((h, w), 4000, np.uint16)
-    depth[h // 4 : 3 * h // 4, w // 3 : w // 2] = 3000
-    depth[::17, ::13] = 0
-    return depth
-
-
 def person_points(n: int = 800, seed: int = 0) -> np.ndarray:
-    """A person-sized blob 3 m ahead of the LiDAR (inside the default ROI)."""
+    """A person-sized blob 3 m ahead of the LiDAR, from 0.1 to 1.7 m above the floor (LiDAR frame)."""
     rng = np.random.default_rng(seed)
     return np.column_stack(
         [rng.normal(3.0, 0.1, n), rng.normal(0.0, 0.2, n), rng.uniform(-1.2, 0.4, n)]
@@ -153,35 +203,205 @@ def csi_frame(seed: int = 0, shape=(3, 114, 10)) -> tuple[np.ndarray, np.ndarray
 # -- depth -----------------------------------------------------------------------------------------------
 
 
-def test_depth_16uc1_and_32fc1(rig):
-    out = rig.expect_sample("depth", array_to_image(depth_mm(), rig.header("camera_depth_optical_frame")))
-    assert (out.encoding, out.height, out.width) == ("32FC1", 96, 128)
-    sample = msg_to_sample("depth", out)
-    assert sample.shape == (1, 96, 128)
-    assert np.isclose(sample[0, 48, 10], 4.0, atol=0.01)  # metres, holes ignored by the resize
-    assert np.isclose(sample[0, 48, 53], 3.0, atol=0.01)
+def test_depth_d435_frame_is_preprocess_depth_with_its_camera_info(rig, driver):
+    """(a) An 848 x 480 D435 frame + its CameraInfo: exactly preprocess_depth with those intrinsics and
+    the camera_pose parameter's default pose (the MM-Fi rig: 1.0 m up, level)."""
+    assert rig.adapters["depth"].camera_info == D435_K
+    for frame in range(2):
+        expected = preprocess_depth(driver["depth"][frame], D435_K, CAMERA_POSE)
+        assert (expected > 0).sum() > 100  # the person is there
+        out = rig.expect_sample("depth", array_to_image(driver["depth"][frame], rig.header("cam_optical")))
+        assert (out.encoding, out.height, out.width) == ("32FC1", 96, 128)
+        np.testing.assert_array_equal(msg_to_sample("depth", out), expected)
+        # The same frame as 32FC1 metres (NaN = invalid) gives the same sample.
+        out = rig.expect_sample("depth", array_to_image(driver["depth_m"][frame], rig.header("cam_optical")))
+        np.testing.assert_allclose(msg_to_sample("depth", out), expected, atol=1e-6)
 
-    metres = depth_mm().astype(np.float32) / 1000
-    metres[metres == 0] = np.nan
-    out = rig.expect_sample("depth", array_to_image(metres, rig.header("cam2")))
-    np.testing.assert_allclose(msg_to_sample("depth", out), sample, atol=1e-4)
+
+def test_depth_adapter_on_a_high_camera_gives_the_simulators_input_for_the_same_scene(rig):
+    """A D435 at 848 x 480 mounted 1.8 m up, looking 20 deg down, with its CameraInfo and the
+    camera_pose parameter: the adapter's sample is preprocess_depth with that pose, and it agrees with
+    the input the simulator's training data holds for the same scene (MM-Fi's 640 x 480 camera, 1.0 m
+    up, level) within test_rigs.py's tolerance (silhouette IoU > 0.85, median difference < 3.5 cm)."""
+    from midas_ros.sim.generate import simulate_sequence
+
+    high = Pose(z=1.8, pitch=np.deg2rad(20))
+    camera = DriverSimulator(40, 1, 2, rig=dataclasses.replace(MMFI_RIG, depth_pose=high), placement=Pose())
+    training = simulate_sequence(40, 1, 2, rig=MMFI_RIG)
+    adapter = DepthAdapter(
+        node_name="depth_high",
+        context=rig.context,
+        parameter_overrides=[Parameter("camera_pose", value=high.as_list())],
+        cli_args=remap("depth", "/hi/raw", "/hi/out", "/hi/info"),
+    )
+    raw = rig.probe.create_publisher(Image, "/hi/raw", RELIABLE)
+    info = rig.probe.create_publisher(CameraInfo, "/hi/info", RELIABLE)
+    got = Collector(rig.probe, Image, "/hi/out", RELIABLE)
+    rig.executor.add_node(adapter)
+    try:
+        assert wait_for_match(rig.executor, raw) and wait_for_match(rig.executor, got.subscription)
+        rig.send_camera_info(D435_K, adapter=adapter, publisher=info)
+        for frame in range(2):
+            image = camera.depth_frame(frame)
+            raw.publish(array_to_image(image, rig.header("cam_optical")))
+            assert spin_until(rig.executor, lambda n=frame + 1: len(got.messages) == n)
+            sample = msg_to_sample("depth", got.messages[frame])[0]
+            np.testing.assert_array_equal(sample, preprocess_depth(image, D435_K, high)[0])
+            mmfi_k, mmfi_pose = MMFI_RIG.depth_intrinsics, MMFI_RIG.depth_pose
+            mmfi = preprocess_depth(training.depth_mm[frame], mmfi_k, mmfi_pose)[0]
+            both = (sample > 0) & (mmfi > 0)
+            assert both.sum() / ((sample > 0) | (mmfi > 0)).sum() > 0.85
+            assert np.median(np.abs(sample[both] - mmfi[both])) < 0.035
+    finally:
+        rig.executor.remove_node(adapter)
+        adapter.destroy_node()
 
 
-def test_depth_rejections_and_node_survives(rig):
+def test_depth_camera_info_size_mismatch_is_rejected(rig, driver):
+    """(d) An image whose size is not its CameraInfo's is rejected, counted as camera_info_mismatch."""
+    wrong = driver["depth"][0][:, :640]  # 640 x 480 against the D435's 848 x 480 CameraInfo
+    rig.expect_rejection("depth", array_to_image(wrong, rig.header("cam")), "camera_info_mismatch")
+    rig.expect_sample("depth", array_to_image(driver["depth"][0], rig.header("cam")))  # still alive
+
+
+def test_depth_rejections_and_node_survives(rig, driver):
     h = rig.header("cam")
     rgb = Image(header=h, height=4, width=4, encoding="rgb8", step=12, data=bytes(48))
     rig.expect_rejection("depth", rgb, "bad_encoding")
-    bad_step = array_to_image(depth_mm(8, 8), rig.header("cam"))
+    bad_step = array_to_image(np.zeros((8, 8), np.uint16), rig.header("cam"))
     bad_step.step = 10
     rig.expect_rejection("depth", bad_step, "bad_step")
     rig.expect_rejection("depth", Image(header=rig.header("cam"), encoding="16UC1"), "empty")
-    rig.expect_rejection(
-        "depth", array_to_image(np.zeros((48, 64), np.uint16), rig.header("c")), "no_valid_pixels"
+    zeros = np.zeros((D435_K.height, D435_K.width), np.uint16)
+    rig.expect_rejection("depth", array_to_image(zeros, rig.header("c")), "no_valid_pixels")
+    wall = np.full_like(zeros, 4000)  # a wall 4 m ahead: nothing shaped like a person
+    rig.expect_rejection("depth", array_to_image(wall, rig.header("c")), "no_person")
+    rig.expect_sample("depth", array_to_image(driver["depth"][1], rig.header("cam")))  # still alive
+
+
+def test_depth_without_camera_info_then_parameter_fallback(rig, driver):
+    """(b) Frames before any intrinsics are rejected as no_camera_info; camera_info_k stands in for a
+    driver without camera_info; a CameraInfo that comes later takes over."""
+    overrides = [
+        Parameter(
+            "camera_info_k", value=[D435_K.fx, 0.0, D435_K.cx, 0.0, D435_K.fy, D435_K.cy, 0.0, 0.0, 1.0]
+        ),
+        Parameter("camera_info_width", value=D435_K.width),
+        Parameter("camera_info_height", value=D435_K.height),
+    ]
+    bare = DepthAdapter(
+        node_name="depth_bare", context=rig.context, cli_args=remap("depth", "/nk/raw", "/nk/out", "/nk/info")
     )
-    rig.expect_sample("depth", array_to_image(depth_mm(), rig.header("cam")))  # still alive
+    fallback = DepthAdapter(
+        node_name="depth_fallback",
+        context=rig.context,
+        parameter_overrides=overrides,
+        cli_args=remap("depth", "/fb/raw", "/fb/out", "/fb/info"),
+    )
+    probe = rig.probe
+    raw = {name: probe.create_publisher(Image, f"/{name}/raw", RELIABLE) for name in ("nk", "fb")}
+    info = probe.create_publisher(CameraInfo, "/nk/info", RELIABLE)
+    got = {name: Collector(probe, Image, f"/{name}/out", RELIABLE) for name in ("nk", "fb")}
+    for node in (bare, fallback):
+        rig.executor.add_node(node)
+    try:
+        for name in ("nk", "fb"):
+            assert wait_for_match(rig.executor, raw[name]) and wait_for_match(
+                rig.executor, got[name].subscription
+            )
+        assert bare.intrinsics() is None and fallback.intrinsics() == D435_K
+        frame = driver["depth"][0]
+        expected = preprocess_depth(frame, D435_K, CAMERA_POSE)
+
+        raw["nk"].publish(array_to_image(frame, rig.header("cam")))
+        assert spin_until(
+            rig.executor, lambda: bare.accounting.snapshot().rejected.get("no_camera_info") == 1
+        )
+        assert bare.accounting.snapshot().processed == 0 and got["nk"].messages == []
+
+        raw["fb"].publish(array_to_image(frame, rig.header("cam")))
+        assert spin_until(rig.executor, lambda: len(got["fb"].messages) == 1)
+        np.testing.assert_array_equal(msg_to_sample("depth", got["fb"].messages[0]), expected)
+
+        # An uncalibrated CameraInfo (K all zero) is ignored; a calibrated one is taken.
+        uncalibrated = intrinsics_to_camera_info(D435_K)
+        uncalibrated.k = [0.0] * 9
+        assert spin_until(
+            rig.executor, lambda: info.publish(uncalibrated) or bool(bare._camera_info_problem)
+        ), "the uncalibrated CameraInfo never arrived"
+        assert bare.intrinsics() is None
+        rig.send_camera_info(D435_K, adapter=bare, publisher=info)
+        raw["nk"].publish(array_to_image(frame, rig.header("cam")))
+        assert spin_until(rig.executor, lambda: len(got["nk"].messages) == 1)
+        np.testing.assert_array_equal(msg_to_sample("depth", got["nk"].messages[0]), expected)
+    finally:
+        for node in (bare, fallback):
+            rig.executor.remove_node(node)
+            node.destroy_node()
+
+
+def test_body_pose_from_optical_frame():
+    """TF gives the optical frame's pose (z forward, x right, y down); the camera_pose is camera_link's."""
+    level = body_pose_from_optical((0.0, 0.0, 1.0), (-0.5, 0.5, -0.5, 0.5))  # the demo's static transform
+    np.testing.assert_allclose(level.as_list(), [0, 0, 1.0, 0, 0, 0], atol=1e-12)
+    tilted = Pose(0.1, -0.2, 2.2, 0.05, 0.4, -0.1)
+    r_optical = tilted.rotation() @ OPTICAL_TO_BODY  # optical coordinates -> base
+    quaternion = Rotation.from_matrix(r_optical).as_quat()
+    np.testing.assert_allclose(
+        body_pose_from_optical(tilted.translation, quaternion).as_list(), tilted.as_list()
+    )
+    # A point 3 m along the optical axis, 0.5 m right and 0.2 m down in the image: the same base point.
+    optical = np.array([0.5, 0.2, 3.0])
+    np.testing.assert_allclose(
+        r_optical @ optical + tilted.translation, tilted.to_base(OPTICAL_TO_BODY @ optical)
+    )
 
 
 # -- LiDAR -----------------------------------------------------------------------------------------------
+
+
+def test_lidar_ouster_scan_is_preprocess_lidar_with_its_pose(rig, driver):
+    """(c) A full 64 x 1024 Ouster scan: exactly preprocess_lidar with the lidar_pose parameter's default
+    (the MM-Fi rig's LiDAR, 1.3 m up), in the base frame."""
+    for frame in range(2):
+        scan = driver["scan"][frame]
+        expected = preprocess_lidar(scan, LIDAR_POSE)
+        out = rig.expect_sample("lidar", make_cloud(scan, "ouster", header=rig.header("os_lidar")))
+        np.testing.assert_array_equal(msg_to_sample("lidar", out), expected)
+        assert expected[:, 2].min() > 0.0 and expected[:, 2].max() < 2.0  # base frame: above the floor
+
+
+def test_lidar_pose_parameter(rig, driver):
+    """(c) A LiDAR mounted elsewhere (2 m up, pitched down, turned, off to the side): with its lidar_pose
+    the adapter gives preprocess_lidar with that pose, the same person as the MM-Fi rig's LiDAR sees."""
+    pose = Pose(0.4, -0.3, 2.0, 0.02, 0.25, 0.15)
+    scan = driver["scan"][0]
+    returns = (scan != 0).any(axis=-1)
+    moved = np.zeros_like(scan)  # the same returns, in the moved LiDAR's frame; no-returns stay (0, 0, 0)
+    moved[returns] = pose.from_base(LIDAR_POSE.to_base(scan[returns])).astype(np.float32)
+    node = LidarAdapter(
+        node_name="lidar_moved",
+        context=rig.context,
+        parameter_overrides=[Parameter("lidar_pose", value=pose.as_list())],
+        cli_args=remap("lidar", "/moved/raw", "/moved/out"),
+    )
+    pub = rig.probe.create_publisher(PointCloud2, "/moved/raw", RELIABLE)
+    got = Collector(rig.probe, PointCloud2, "/moved/out", RELIABLE)
+    rig.executor.add_node(node)
+    try:
+        assert node.sensor_pose.pose == pose
+        assert wait_for_match(rig.executor, pub) and wait_for_match(rig.executor, got.subscription)
+        pub.publish(make_cloud(moved, "ouster", header=rig.header("os_lidar_moved")))
+        assert spin_until(rig.executor, lambda: len(got.messages) == 1, timeout_s=10)
+    finally:
+        rig.executor.remove_node(node)
+        node.destroy_node()
+    out = msg_to_sample("lidar", got.messages[0])
+    assert got.messages[0].header.frame_id == BASE_FRAME
+    np.testing.assert_array_equal(out, preprocess_lidar(moved, pose))
+    # The same person as from the MM-Fi rig's LiDAR (float32 rounding moves a few grid cells).
+    reference = preprocess_lidar(scan, LIDAR_POSE)
+    np.testing.assert_allclose(out.mean(axis=0), reference.mean(axis=0), atol=0.02)
 
 
 @pytest.mark.parametrize(
@@ -205,14 +425,15 @@ def test_lidar_layouts(rig, layout, kwargs):
     points = msg_to_sample("lidar", out)
     assert points.shape == (512, 3)
     assert np.isfinite(points).all()
-    # Every output point is a person point (no zeros, NaNs or invented points).
-    assert np.abs(points.mean(axis=0) - person.mean(axis=0)).max() < 0.15
+    # Every output point is a person point (no zeros, NaNs or invented points), in the base frame.
+    in_base = LIDAR_POSE.to_base(person)
+    assert np.abs(points.mean(axis=0) - in_base.mean(axis=0)).max() < 0.15
     assert points[:, 0].min() > 2.4
 
 
 def test_lidar_rejections_and_node_survives(rig):
     rig.expect_rejection(
-        "lidar", make_cloud(person_points(5), "velodyne", header=rig.header("l")), "too_few_points"
+        "lidar", make_cloud(person_points(5), "velodyne", header=rig.header("l")), "no_person"
     )
     nan_only = np.full((100, 3), np.nan, np.float32)
     rig.expect_rejection("lidar", make_cloud(nan_only, "livox", header=rig.header("l")), "non_finite")
@@ -221,6 +442,46 @@ def test_lidar_rejections_and_node_survives(rig):
     rig.expect_rejection("lidar", no_z, "missing_fields")
     rig.expect_rejection("lidar", PointCloud2(header=rig.header("l")), "empty")
     rig.expect_sample("lidar", make_cloud(person_points(), "velodyne", header=rig.header("l")))
+
+
+def test_warm_up_box_is_a_person():
+    """The warm-up's synthetic person passes the person search, wherever the region and the LiDAR are."""
+    for search in (PersonSearch(), PersonSearch(x_min=3.0, x_max=4.0, y_min=1.0, y_max=2.5)):
+        box = synthetic_person(search)
+        person = find_person(box, search)
+        assert search.contains(person.centroid[None]).all()
+        pose = Pose(0.2, 0.1, 2.4, 0.0, 0.5, -0.3)
+        assert preprocess_lidar(pose.from_base(box), pose, search=search).shape == (512, 3)
+
+
+def test_pose_and_search_parameters_take_integers(rig):
+    """`-p lidar_pose:="[0, 0, 2, 0, 0, 0]"` (an integer array) and `search_x_max: 4` work."""
+    overrides = [Parameter("lidar_pose", value=[0, 0, 2, 0, 0, 0]), Parameter("search_x_max", value=4)]
+    node = LidarAdapter(node_name="lidar_ints", context=rig.context, parameter_overrides=overrides)
+    try:
+        assert node.sensor_pose.pose == Pose(z=2.0)
+        assert node.search == PersonSearch(x_max=4.0)
+    finally:
+        node.destroy_node()
+
+
+def test_use_tf_without_tf2_ros_keeps_the_parameter(rig):
+    try:
+        import tf2_ros  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("tf2_ros is installed: use_tf looks up TF")
+    overrides = [
+        Parameter("use_tf", value=True),
+        Parameter("lidar_pose", value=[0.0, 0.0, 1.8, 0.0, 0.1, 0.0]),
+    ]
+    node = LidarAdapter(node_name="lidar_tf", context=rig.context, parameter_overrides=overrides)
+    try:
+        assert not node.sensor_pose.uses_tf
+        assert node.sensor_pose.pose_of("os_lidar") == Pose(z=1.8, pitch=0.1)
+    finally:
+        node.destroy_node()
 
 
 # -- CSI -------------------------------------------------------------------------------------------------
@@ -270,6 +531,7 @@ def test_diagnostics_report_counts_by_reason(rig):
     assert int(values["processed"]) == counts.processed > 0
     assert int(values["received"]) == counts.received == counts.processed + counts.rejected_total
     assert values["input_topic"] == "/test/raw/depth"
+    assert values["intrinsics"].startswith("848x480 fx 421.00") and "(camera_info)" in values["intrinsics"]
     # Each adapter publishes on its own timer: wait (bounded) until all three have reported.
     expected_names = {"midas_ros/depth_adapter", "midas_ros/lidar_adapter", "midas_ros/csi_adapter"}
     assert spin_until(
@@ -286,42 +548,58 @@ PUBLISHER = textwrap.dedent(
     import sys, time
     import numpy as np, rclpy
     from rclpy.node import Node
-    from midas_ros.ros.conversions import array_to_image
+    from midas_ros.ros.conversions import array_to_image, intrinsics_to_camera_info
+    from midas_ros.rig import CameraIntrinsics
     from std_msgs.msg import Header
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image
     rclpy.init()
     node = Node("xproc_depth_publisher")
     pub = node.create_publisher(Image, sys.argv[1], 5)
-    depth = np.full((120, 160), 2500, np.uint16)
+    info = node.create_publisher(CameraInfo, sys.argv[2], 5)
     k = 0
     while rclpy.ok() and k < 300:
         k += 1
         h = Header(frame_id="xproc")
         h.stamp.sec = 5000 + k
-        pub.publish(array_to_image(depth, h))
+        info.publish(intrinsics_to_camera_info(CameraIntrinsics(*XPROC_CAMERA), h))
+        pub.publish(array_to_image(np.asarray(XPROC_DEPTH, np.uint16), h))
         time.sleep(0.05)
     """
 )
+# A 160 x 120 camera 1.0 m up; a person-sized board 2.5 m ahead: 0.4 m wide, from the floor to 1.7 m.
+XPROC_CAMERA = (160, 120, 100.0, 100.0, 79.5, 59.5)
+XPROC_DEPTH = np.zeros((120, 160), np.uint16)
+XPROC_DEPTH[32:100, 72:88] = 2500
 
 
 def test_adapter_receives_from_another_process(context):
+    """Image and CameraInfo from another process (reliable, as a driver's default), best-effort here."""
     executor = SingleThreadedExecutor(context=context)
-    adapter = DepthAdapter(context=context, cli_args=remap("depth", "/xproc/depth", "/xproc/out"))
+    adapter = DepthAdapter(
+        context=context, cli_args=remap("depth", "/xproc/depth", "/xproc/out", "/xproc/camera_info")
+    )
     probe = Node("xproc_probe", context=context)
     got = Collector(probe, Image, "/xproc/out", RELIABLE)
     for node in (adapter, probe):
         executor.add_node(node)
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.Popen([sys.executable, "-c", PUBLISHER, "/xproc/depth"], env=env, cwd=REPO_ROOT)
+    script = f"XPROC_CAMERA = {XPROC_CAMERA!r}\nXPROC_DEPTH = {XPROC_DEPTH.tolist()!r}\n{PUBLISHER}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, "/xproc/depth", "/xproc/camera_info"], env=env, cwd=REPO_ROOT
+    )
     try:
         assert wait_for_match(executor, adapter._sub, timeout_s=20), "the publisher process never appeared"
-        assert spin_until(executor, lambda: len(got.messages) >= 3, timeout_s=10), "nothing across processes"
+        assert spin_until(executor, lambda: len(got.messages) >= 3, timeout_s=20), "nothing across processes"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
     out = got.messages[-1]
     assert out.header.frame_id == "xproc" and out.header.stamp.sec > 5000
-    assert np.allclose(msg_to_sample("depth", out), 2.5, atol=1e-3)
+    camera = CameraIntrinsics(*XPROC_CAMERA)
+    assert adapter.camera_info == camera
+    expected = preprocess_depth(XPROC_DEPTH, camera, CAMERA_POSE)
+    assert np.isclose(expected[expected > 0], 2.5, atol=0.01).all() and (expected > 0).sum() > 100
+    np.testing.assert_array_equal(msg_to_sample("depth", out), expected)
     for node in (adapter, probe):
         node.destroy_node()
     executor.shutdown()

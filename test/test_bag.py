@@ -26,6 +26,7 @@ from std_msgs.msg import Header  # noqa: E402
 from midas_ros.demo import scenario  # noqa: E402
 from midas_ros.demo.cloud_layouts import OUSTER_DTYPE, driver_cloud, driver_points  # noqa: E402
 from midas_ros.interfaces import DIAGNOSTICS_TOPIC, GROUND_TRUTH_TOPIC, SENSOR_TOPICS  # noqa: E402
+from midas_ros.rig import BASE_FRAME  # noqa: E402
 from midas_ros.ros import bag_io  # noqa: E402
 from midas_ros.ros.bag_player import BagPlayer  # noqa: E402
 from midas_ros.ros.conversions import (  # noqa: E402
@@ -37,6 +38,8 @@ from midas_ros.ros.conversions import (  # noqa: E402
     stamp_to_ns,
 )
 from midas_ros.ros.markers import pose_array  # noqa: E402
+from midas_ros.sim.rigs import rig_by_name  # noqa: E402
+from midas_ros.train.recipe import PRESETS  # noqa: E402
 
 NS = 1_000_000_000
 RNG = np.random.default_rng(1)
@@ -165,14 +168,31 @@ def test_demo_bag_holds_sensors_ground_truth_and_dropouts(demo_bag: scenario.Dem
         m: next(bag_io.read_messages(demo_bag.path, [t])).deserialize()
         for m, t in scenario.BAG_SENSOR_TOPICS.items()
     }
-    assert (first["depth"].encoding, first["depth"].width, first["depth"].height) == ("16UC1", 640, 480)
+    rig = rig_by_name(demo_bag.rig)
+    assert rig.id in PRESETS["wide"].held_out_rigs  # the demo's sensors were never trained on
+    k = rig.depth_intrinsics
+    assert (first["depth"].encoding, first["depth"].width, first["depth"].height) == (
+        "16UC1",
+        k.width,
+        k.height,
+    )
     assert image_to_array(first["depth"]).max() > 0
+    info = next(bag_io.read_messages(demo_bag.path, [scenario.BAG_CAMERA_INFO_TOPIC])).deserialize()
+    assert (info.width, info.height, tuple(info.k)) == (
+        k.width,
+        k.height,
+        (k.fx, 0, k.cx, 0, k.fy, k.cy, 0, 0, 1),
+    )
+    assert counts[scenario.BAG_CAMERA_INFO_TOPIC] == counts[scenario.BAG_SENSOR_TOPICS["depth"]]
     assert first["lidar"].point_step == OUSTER_DTYPE.itemsize and len(pointcloud2_to_xyz(first["lidar"])) > 50
     assert pointcloud2_to_csi(first["csi"])[0].shape == (3, 114, 10)
     for modality, msg in first.items():
         assert msg.header.frame_id == scenario.FRAME_IDS[modality]
     tf = next(bag_io.read_messages(demo_bag.path, [scenario.TF_STATIC_TOPIC])).deserialize()
     assert {t.child_frame_id for t in tf.transforms} == set(scenario.FRAME_IDS.values())
+    assert {t.header.frame_id for t in tf.transforms} == {BASE_FRAME}
+    lidar = next(t for t in tf.transforms if t.child_frame_id == scenario.FRAME_IDS["lidar"])
+    assert lidar.transform.translation.z == pytest.approx(rig.lidar_pose.z)
 
 
 def test_interrupted_demo_bag_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,4 +264,5 @@ def test_player_replays_with_timing_and_clock(demo_bag: scenario.DemoBagInfo) ->
     assert min(clocks) >= demo_bag.start_ns - NS and max(clocks) <= demo_bag.start_ns + 4 * NS
     assert any(b < a for a, b in itertools.pairwise(clocks))
     # The played sensor messages are the rclpy messages the scenario built.
-    assert depth_frames and image_to_array(depth_frames[0]).shape == (480, 640)
+    k = rig_by_name(demo_bag.rig).depth_intrinsics
+    assert depth_frames and image_to_array(depth_frames[0]).shape == (k.height, k.width)

@@ -6,15 +6,18 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
-from sensor_msgs.msg import Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from midas_ros.demo.cloud_layouts import DRIVER_LAYOUTS, SCAN_PERIOD_S, driver_cloud, driver_points
+from midas_ros.rig import CameraIntrinsics
 from midas_ros.ros.conversions import (
     ConversionError,
     array_to_image,
+    camera_info_to_intrinsics,
     csi_to_pointcloud2,
     image_to_array,
+    intrinsics_to_camera_info,
     msg_to_sample,
     pointcloud2_to_csi,
     pointcloud2_to_xyz,
@@ -95,6 +98,47 @@ def test_image_rejections(kwargs, reason):
     with pytest.raises(ConversionError) as err:
         image_to_array(Image(**kwargs))
     assert err.value.reason == reason
+
+
+# -- CameraInfo -------------------------------------------------------------------------------------------
+
+D435 = CameraIntrinsics(848, 480, 421.0, 421.5, 423.5, 239.5)
+
+
+def test_camera_info_roundtrip_keeps_header():
+    msg = intrinsics_to_camera_info(D435, header(7, 8, "camera_depth_optical_frame"))
+    assert (msg.width, msg.height, msg.header.frame_id, msg.header.stamp.sec) == (
+        848,
+        480,
+        "camera_depth_optical_frame",
+        7,
+    )
+    assert list(msg.k) == [421.0, 0.0, 423.5, 0.0, 421.5, 239.5, 0.0, 0.0, 1.0]
+    assert list(msg.p[:3]) == [421.0, 0.0, 423.5] and list(msg.d) == [0.0] * 5
+    assert camera_info_to_intrinsics(msg) == D435
+    assert camera_info_to_intrinsics(msg) == CameraIntrinsics.from_k(848, 480, msg.k)
+
+
+def test_camera_info_binning_and_roi():
+    """As image_geometry: a 2 x 2 binned image has half the size and focal lengths; an ROI's image
+    starts at its offset."""
+    binned = intrinsics_to_camera_info(D435)
+    binned.binning_x = binned.binning_y = 2
+    assert camera_info_to_intrinsics(binned) == CameraIntrinsics(424, 240, 210.5, 210.75, 211.75, 119.75)
+    roi = intrinsics_to_camera_info(D435)
+    roi.roi.x_offset, roi.roi.y_offset, roi.roi.width, roi.roi.height = 100, 40, 640, 400
+    assert camera_info_to_intrinsics(roi) == CameraIntrinsics(640, 400, 421.0, 421.5, 323.5, 199.5)
+
+
+def test_camera_info_rejections():
+    with pytest.raises(ConversionError, match="uncalibrated") as err:
+        camera_info_to_intrinsics(CameraInfo(width=848, height=480))  # K all zero
+    assert err.value.reason == "bad_camera_info"
+    no_size = intrinsics_to_camera_info(D435)
+    no_size.width = 0
+    with pytest.raises(ConversionError, match="image size") as err:
+        camera_info_to_intrinsics(no_size)
+    assert err.value.reason == "bad_camera_info"
 
 
 # -- PointCloud2 ------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 
 from midas_ros.mmfi import layout
 from midas_ros.mmfi.dataset import MMFiDataset
+from midas_ros.rig import MMFI_RIG
 
 SUBJECTS = (1, 2, 3, 11, 12)  # E01 and E02 only: far fewer than MM-Fi's 40
 ACTIONS = (1, 2, 27)  # A01 is P2, A02 and A27 are P1
@@ -245,6 +246,19 @@ def test_pickles_for_worker_processes(tree: Path) -> None:
 # --- PreprocessedSet ---------------------------------------------------------------------------------
 
 
+def _person_depth(distance_m: float) -> np.ndarray:
+    """A 640 x 480 frame of MM-Fi's camera (1.0 m up, level, fx 383): a 0.5 m wide, 1.7 m tall slab at
+    distance_m, nothing else in range."""
+    k, top, bottom = MMFI_RIG.depth_intrinsics, 1.7, 0.15
+    rows = slice(
+        round(k.cy - k.fy * (top - 1.0) / distance_m), round(k.cy + k.fy * (1.0 - bottom) / distance_m)
+    )
+    cols = slice(round(k.cx - k.fx * 0.25 / distance_m), round(k.cx + k.fx * 0.25 / distance_m))
+    depth = np.zeros((k.height, k.width), dtype=np.uint16)
+    depth[rows, cols] = round(1000 * distance_m)
+    return depth
+
+
 def _write_realistic_tree(root: Path) -> Path:
     """Two subjects, one action, 3 frames of data the preprocessing accepts, plus a few broken files."""
     rng = np.random.default_rng(0)
@@ -254,18 +268,17 @@ def _write_realistic_tree(root: Path) -> Path:
             (seq / folder).mkdir(parents=True)
         layout.write_ground_truth(seq, _joints(subject, 2)[:3])
         for frame in range(1, 4):
-            depth = np.full((48, 64), 1000 * frame, dtype=np.uint16)
-            layout.write_depth_png(layout.frame_path(seq, "depth", frame), depth)
+            layout.write_depth_png(layout.frame_path(seq, "depth", frame), _person_depth(2.0 + 0.5 * frame))
             person = np.c_[rng.normal(3, 0.1, 300), rng.normal(0, 0.15, 300), rng.uniform(-1.2, 0.4, 300)]
             layout.write_lidar_bin(layout.frame_path(seq, "lidar", frame), person)
             amp, pha = rng.normal(10, 2, layout.CSI_SHAPE), rng.uniform(-3, 3, layout.CSI_SHAPE)
             layout.write_csi_mat(layout.frame_path(seq, "csi", frame), amp, pha)
     seq = layout.sequence_dir(root, 11, 2)
     layout.frame_path(seq, "depth", 1).unlink()  # missing file
-    layout.write_lidar_bin(layout.frame_path(seq, "lidar", 2), np.zeros((3, 3)))  # too few points
+    layout.write_lidar_bin(layout.frame_path(seq, "lidar", 2), np.zeros((3, 3)))  # only "no return"s
     np.zeros(7).tofile(layout.frame_path(seq, "lidar", 3))  # corrupt: not a multiple of 3
     layout.write_depth_png(
-        layout.frame_path(seq, "depth", 3), np.zeros((48, 64), np.uint16)
+        layout.frame_path(seq, "depth", 3), np.zeros((480, 640), np.uint16)
     )  # no valid pixel
     layout.frame_path(seq, "csi", 3).unlink()  # frame 3 of S11 is left with nothing usable
     return root
@@ -284,7 +297,7 @@ def test_preprocessed_set_marks_missing_and_rejected(preprocessed_tree: Path) ->
     assert len(built) == 5  # S11 frame 3 had no usable modality
     assert built.stats == {
         "depth:missing_file": 1,
-        "lidar:too_few_points": 1,
+        "lidar:non_finite": 1,
         "lidar:unreadable": 1,
         "depth:no_valid_pixels": 1,
         "csi:missing_file": 1,
@@ -297,7 +310,9 @@ def test_preprocessed_set_marks_missing_and_rejected(preprocessed_tree: Path) ->
     assert built.present[rows[11, 2]].tolist() == [True, False, True]
     assert not built.depth[rows[11, 1]].any()
     assert not built.lidar[rows[11, 2]].any()
-    np.testing.assert_allclose(built.depth[rows[1, 2]], 2.0)  # 2000 mm
+    person = built.depth[rows[1, 2]]
+    np.testing.assert_allclose(person[person > 0], 3.0)  # the slab at 3 m, seen by the canonical camera
+    assert 100 < (person > 0).sum() < 600
     np.testing.assert_allclose(built.joints[rows[11, 2]], _code(11, 2, 2) / 1000.0, rtol=1e-6)
     assert built.depth.shape == (5, 1, 96, 128) and built.depth.dtype == np.float16
     assert built.lidar.shape == (5, 512, 3) and built.lidar.dtype == np.float32

@@ -209,7 +209,7 @@ def test_every_subset_gives_markers_poses_and_diagnostics(running: tuple[FusionN
         joints, bones, _ = skeletons[-1].markers
         assert joints.type == Marker.SPHERE_LIST and len(joints.points) == 17
         assert bones.type == Marker.LINE_LIST and len(bones.points) == 2 * 16
-        assert joints.color == subset_color(subset) and joints.header.frame_id == "midas_room"
+        assert joints.color == subset_color(subset) and joints.header.frame_id == "midas_base"
         assert joints.lifetime.nanosec / 1e9 + joints.lifetime.sec == pytest.approx(0.25)
         poses = harness.poses_between(start, t)
         assert len(poses) >= 3 and all(len(p.poses) == 17 for p in poses)

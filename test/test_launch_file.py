@@ -122,7 +122,15 @@ def _module_dict(tree: ast.Module, name: str) -> dict:
 def test_launch_arguments_are_declared_and_used(tree: ast.Module) -> None:
     declared = _argument_names(tree, "DeclareLaunchArgument")
     used = _argument_names(tree, "LaunchConfiguration")
-    assert declared >= {"use_sim_time", "device", "composed", "depth_topic", "lidar_topic", "csi_topic"}
+    assert declared >= {
+        "use_sim_time",
+        "device",
+        "composed",
+        "depth_topic",
+        "lidar_topic",
+        "csi_topic",
+        "depth_camera_info_topic",
+    }
     assert declared - used == set(), "declared but never used"
     assert used - declared == set(), "used but never declared"
 
@@ -150,8 +158,12 @@ def test_topic_names_come_from_the_interfaces_module(tree: ast.Module) -> None:
         if isinstance(node, ast.ImportFrom) and node.module == "midas_ros.interfaces"
         for alias in node.names
     }
-    assert "SENSOR_TOPICS" in imports
+    assert {"SENSOR_TOPICS", "DEPTH_CAMERA_INFO_TOPIC"} <= imports
     assert set(_module_dict(tree, "TOPIC_ARGUMENTS")) == set(MODALITIES)
     literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
-    topic_like = [v for v in literals if (v != "/" and v.startswith("/")) or v.endswith(("/points", "/csi"))]
+    topic_like = [
+        v
+        for v in literals
+        if (v != "/" and v.startswith("/")) or v.endswith(("/points", "/csi", "/camera_info", "_raw"))
+    ]
     assert topic_like == [], f"topic names written in the launch file: {topic_like}"

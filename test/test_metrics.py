@@ -1,4 +1,4 @@
-"""MPJPE / PA-MPJPE in the MM-Fi toolbox convention."""
+"""MPJPE / PA-MPJPE in the MM-Fi toolbox convention, and the root position and heading errors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,19 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from midas_ros.evaluate.metrics import mpjpe_mm, pa_mpjpe_mm, pose_errors_mm, procrustes_align
+from midas_ros.evaluate.metrics import (
+    FRAME_METRICS,
+    facing_direction,
+    frame_errors,
+    heading_error_deg,
+    heading_rad,
+    mean_errors,
+    mpjpe_mm,
+    pa_mpjpe_mm,
+    pose_errors_mm,
+    procrustes_align,
+    root_error_mm,
+)
 
 
 def _poses(frames: int = 5, seed: int = 0) -> np.ndarray:
@@ -59,6 +71,7 @@ def test_pa_mpjpe_is_never_above_mpjpe() -> None:
 def test_single_frame_input_is_accepted() -> None:
     gt = _poses(frames=1)[0]
     assert mpjpe_mm(gt + np.array([0.0, 0.01, 0.0]), gt) == pytest.approx(10.0)
+    assert pa_mpjpe_mm(2.0 * gt + 1.0, gt) == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -76,3 +89,57 @@ def test_non_finite_values_are_rejected() -> None:
     pred[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         pa_mpjpe_mm(pred, gt)
+
+
+# --- placement errors: root position and heading -------------------------------------------------------
+
+
+def _standing(heading: float, position: tuple[float, float] = (2.0, 1.0)) -> np.ndarray:
+    """A simulated subject standing at `position`, facing `heading` (rad) in the base frame."""
+    from midas_ros.sim.body import NUM_PARAMS, forward_kinematics, make_body
+
+    return forward_kinematics(make_body(1), np.zeros((1, NUM_PARAMS)), position, heading)
+
+
+@pytest.mark.parametrize("heading", [0.0, 1.0, -2.5, np.pi])
+def test_heading_follows_the_simulator_body_frame(heading: float) -> None:
+    # The simulator's body frame has x = facing direction, y = left: heading_rad must read it back.
+    got = heading_rad(_standing(heading))[0]
+    assert np.cos(got - heading) == pytest.approx(1.0)
+    np.testing.assert_allclose(
+        facing_direction(_standing(heading))[0], [np.cos(heading), np.sin(heading)], atol=1e-9
+    )
+
+
+def test_heading_error_of_a_pose_turned_30_degrees_about_z_is_30() -> None:
+    pose = _standing(0.4)
+    turned = Rotation.from_euler("z", 30, degrees=True).apply(pose[0])[None]
+    assert heading_error_deg(turned, pose)[0] == pytest.approx(30.0)
+    assert heading_error_deg(pose, turned)[0] == pytest.approx(30.0)
+    assert root_error_mm(pose, pose)[0] == 0.0
+
+
+def test_heading_error_wraps_around_180() -> None:
+    a, b = _standing(np.radians(170)), _standing(np.radians(-170))
+    assert heading_error_deg(a, b)[0] == pytest.approx(20.0)
+    assert heading_error_deg(_standing(0.0), _standing(np.pi))[0] == pytest.approx(180.0)
+
+
+def test_root_error_is_the_pelvis_distance_in_mm() -> None:
+    pose = _standing(1.0)
+    moved = pose + np.array([0.03, 0.04, 0.0])
+    assert root_error_mm(moved, pose)[0] == pytest.approx(50.0)
+    assert heading_error_deg(moved, pose)[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_frame_errors_average_to_the_table_metrics() -> None:
+    gt = _poses(frames=6, seed=5)
+    pred = gt + np.random.default_rng(6).normal(scale=0.05, size=gt.shape)
+    per_frame = frame_errors(pred, gt)
+    assert set(per_frame) == set(FRAME_METRICS) and all(v.shape == (6,) for v in per_frame.values())
+    means = mean_errors(per_frame)
+    assert means["mpjpe"] == pytest.approx(mpjpe_mm(pred, gt))
+    assert means["pa_mpjpe"] == pytest.approx(pa_mpjpe_mm(pred, gt))
+    mask = np.array([True, False, True, False, False, False])
+    assert mean_errors(per_frame, mask)["mpjpe"] == pytest.approx(mpjpe_mm(pred[mask], gt[mask]))
+    assert mean_errors(per_frame, np.zeros(6, dtype=bool)) == {}

@@ -322,3 +322,19 @@ def test_denoiser_norm_takes_any_channel_count(channels: int) -> None:
     norm = denoiser_norm(channels)
     assert channels % norm.num_groups == 0
     assert norm(torch.randn(2, channels, 5)).shape == (2, channels, 5)
+
+
+def test_checkpoint_metadata_carries_the_reference_pose(tmp_path) -> None:
+    from midas_ros.evaluate.references import REFERENCE_KEY, reference_from_info, reference_metadata
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(scale=0.3, size=(10, 17, 3)) + np.array([3.0, 0.0, 1.0])
+    path = save_checkpoint(
+        MIDAS(tiny_config()), tmp_path / "midas", {"note": "x", **reference_metadata(train)}
+    )
+    predictor = PosePredictor.from_checkpoint(path, device="cpu")
+    meta = predictor.info["metadata"][REFERENCE_KEY]
+    assert np.asarray(meta["procrustes_mean_m"]).shape == (17, 3) and meta["frames"] == 10
+    np.testing.assert_allclose(meta["mean_root_m"], train[:, 0].mean(axis=0), atol=1e-6)
+    reference = reference_from_info(predictor.info)
+    assert reference is not None and reference.constant(2).shape == (2, 17, 3)

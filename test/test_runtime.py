@@ -29,7 +29,7 @@ from midas_ros.model import MIDAS, save_checkpoint, tiny_config  # noqa: E402
 from midas_ros.ros.bringup import build_nodes, spin  # noqa: E402
 from midas_ros.ros.conversions import array_to_image, csi_to_pointcloud2  # noqa: E402
 from midas_ros.ros.fusion_record import parse_fusion_record  # noqa: E402
-from midas_ros.sim.drivers import DriverSimulator  # noqa: E402
+from midas_ros.sim.drivers import D435, DriverSimulator  # noqa: E402
 from midas_ros.sim.generate import simulate_sequence  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -99,12 +99,22 @@ class Drivers(Node):
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Node], Drivers]]:
     checkpoint = save_checkpoint(MIDAS(tiny_config()), tmp_path_factory.mktemp("ckpt") / "tiny")
+    k = D435.intrinsics
     rclpy.init()
     nodes = build_nodes(
         use_sim_time=False,
         device="cpu",
         checkpoint=str(checkpoint),
-        overrides={f"{m}_adapter": {"diagnostics_period_s": 0.2} for m in MODALITIES},
+        overrides={
+            **{f"{m}_adapter": {"diagnostics_period_s": 0.2} for m in MODALITIES},
+            # the D435's intrinsics as parameters (a driver without camera_info)
+            "depth_adapter": {
+                "diagnostics_period_s": 0.2,
+                "camera_info_k": [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0],
+                "camera_info_width": k.width,
+                "camera_info_height": k.height,
+            },
+        },
     )
     drivers = Drivers()
     stop = threading.Event()
@@ -140,7 +150,7 @@ def test_real_size_streams_are_fused_and_every_message_is_accounted_for(graph, d
         "lidar": driver_cloud(np.zeros((64, 1024, 3), np.float32), "ouster"),  # no return at all
         "csi": csi_to_pointcloud2(np.ones((3, 56, 10)), np.zeros((3, 56, 10))),  # a 20 MHz channel
     }
-    reasons = {"depth": "bad_encoding", "lidar": "too_few_points", "csi": "bad_shape"}
+    reasons = {"depth": "bad_encoding", "lidar": "non_finite", "csi": "bad_shape"}
     for k in range(12):
         for m in MODALITIES:
             drivers.send(m, driver_frames[k % FRAMES][m], t0 + k * NS // 10)

@@ -1,5 +1,5 @@
-"""The sensing simulator: determinism, MM-Fi file formats, geometry of each modality, and that depth and
-LiDAR carry far more pose information than WiFi CSI."""
+"""The sensing simulator: determinism, MM-Fi file formats with rig sidecars, geometry of each modality
+through any rig, and that no ground truth reaches any input."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from midas_ros.evaluate.metrics import pa_mpjpe_mm
 from midas_ros.mmfi import layout
 from midas_ros.preprocess import preprocess_csi, preprocess_depth, preprocess_lidar
+from midas_ros.preprocess.depth import CANONICAL_CAMERA, CANONICAL_HEIGHT_M
+from midas_ros.rig import MMFI_RIG, RIG_FILE, read_rig
 from midas_ros.sim.body import forward_kinematics, make_body
 from midas_ros.sim.depth import add_depth_noise, project_to_pixels
 from midas_ros.sim.generate import generate, main, simulate_sequence
 from midas_ros.sim.motions import action_params
-from midas_ros.sim.sensors import DEPTH_CX, DEPTH_CY, DEPTH_FX, DEPTH_FY, LIDAR_POSITION
+from midas_ros.sim.rigs import POOL_SIZE, rig_pool, sequence_rig
 from midas_ros.skeleton import BONES
 
 SEED = 3
@@ -42,7 +45,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_same_seed_gives_byte_identical_files(written) -> None:
     a, b = _files(written[0]), _files(written[1])
-    assert len(a) == 2 * (3 * 3 + 1)
+    assert len(a) == 2 * (3 * 3 + 2)  # 3 frames x 3 modalities, ground truth, rig sidecar
     assert a.keys() == b.keys()
     assert all(a[name] == b[name] for name in a)
 
@@ -57,9 +60,12 @@ def test_files_follow_mmfi_layout(written) -> None:
     seq_dir = written[0] / "E04" / "S31" / "A06"
     joints = layout.read_ground_truth(seq_dir)
     assert joints.shape == (3, 17, 3)
+    rig = read_rig(seq_dir)
+    assert rig == sequence_rig(31, 6, SEED) and (seq_dir / RIG_FILE).is_file()
     for frame in (1, 3):
         depth = layout.read_depth_png(layout.frame_path(seq_dir, "depth", frame))
-        assert depth.shape == (480, 640) and depth.dtype == np.uint16
+        assert depth.shape == (rig.depth_intrinsics.height, rig.depth_intrinsics.width)
+        assert depth.dtype == np.uint16
         assert 0.5 < np.mean(depth > 0) < 1.0  # mostly valid, with holes
         raw = np.fromfile(layout.frame_path(seq_dir, "lidar", frame), dtype=np.float64)
         assert raw.size % 3 == 0 and raw.size // 3 > 50
@@ -93,8 +99,22 @@ def test_mirrored_actions_use_the_other_hand() -> None:
     assert right_raise[1] > body.height > right_raise[0]
 
 
+def test_rig_pool_spans_real_mounts() -> None:
+    rigs = rig_pool()
+    assert len(rigs) == POOL_SIZE and [r.id for r in rigs] == list(range(POOL_SIZE))
+    heights = [r.depth_pose.z for r in rigs]
+    pitches = np.rad2deg([r.depth_pose.pitch for r in rigs])
+    assert min(heights) < 0.9 and max(heights) > 1.7
+    assert pitches.min() >= -5 and pitches.max() <= 25 and np.ptp(pitches) > 15
+    assert all(r.depth_pose.x == r.depth_pose.y == r.depth_pose.yaw == 0 for r in rigs)  # the base frame
+    assert {r.lidar.rings for r in rigs} == {16, 32, 64, 128}
+    assert len({r.camera_model for r in rigs}) >= 5
+    assert read_rig(Path("/nonexistent")) == MMFI_RIG  # real MM-Fi data has no sidecar
+
+
 def test_depth_shows_the_person_where_the_skeleton_is(sequence) -> None:
-    u, v, z = project_to_pixels(sequence.joints[:, 0])
+    rig = sequence.rig
+    u, v, z = project_to_pixels(sequence.joints[:, 0], rig.depth_intrinsics, rig.depth_pose)
     hits = 0
     for f in range(len(z)):
         r, c = round(v[f]), round(u[f])
@@ -103,7 +123,6 @@ def test_depth_shows_the_person_where_the_skeleton_is(sequence) -> None:
         # the pelvis joint lies inside the body, about a torso's half depth behind the visible surface
         hits += window.size > 0 and abs(np.median(window) - z[f]) < 0.25
     assert hits >= len(z) - 1
-    assert (DEPTH_FX, DEPTH_FY, DEPTH_CX, DEPTH_CY) == (383.0, 383.0, 319.5, 239.5)
 
 
 def test_depth_noise_grows_with_distance_and_holes_follow_edges() -> None:
@@ -126,20 +145,20 @@ def test_depth_noise_grows_with_distance_and_holes_follow_edges() -> None:
 
 
 def test_lidar_points_lie_on_the_person(sequence) -> None:
+    from midas_ros.preprocess import crop_person
+
     for f in (0, 5):
-        points = sequence.lidar[f] + np.asarray(LIDAR_POSITION)  # back to the room frame
+        # the person-centred cloud the writer stores, back in the base frame
+        points = sequence.rig.lidar_pose.to_base(crop_person(sequence.lidar[f], sequence.rig.lidar_pose))
         joints = sequence.joints[f]
         a, b = joints[[p for p, _ in BONES]], joints[[c for _, c in BONES]]
         ab = b - a
         t = np.clip(np.einsum("nbd,bd->nb", points[:, None] - a, ab) / np.sum(ab * ab, axis=1), 0, 1)
         closest = a + t[..., None] * ab
         dist = np.linalg.norm(points[:, None] - closest, axis=2).min(axis=1)
-        # the detector box also takes in the floor around the feet, as MM-Fi's clouds do
-        floor = points[:, 2] < 0.05
-        assert 0.0 <= np.mean(floor) < 0.4
-        near = np.mean(dist[~floor] < 0.25)
-        assert near > 0.85, f"frame {f}: only {near:.0%} of the points above the floor near the skeleton"
-        assert sequence.lidar[f].dtype == np.float64
+        near = np.mean(dist < 0.25)
+        assert near > 0.9, f"frame {f}: only {near:.0%} of the person's points near the skeleton"
+        assert points.shape[0] > 30 and sequence.lidar[f].dtype == np.float64
 
 
 def test_csi_shapes_and_values(sequence) -> None:
@@ -173,31 +192,35 @@ def test_cli_writes_the_requested_sequences(tmp_path) -> None:
 # --- quality ordering: a linear regressor on crude features of each modality ---------------------------
 
 
-def _cloud_features(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Occupancy of room-frame points around their centroid (x, y) in the sensing area, and the centroid."""
-    keep = (points[:, 0] > 1.8) & (points[:, 0] < 4.6) & (np.abs(points[:, 1]) < 1.6)
-    keep &= (points[:, 2] > 0.1) & (points[:, 2] < 2.4)
-    points = points[keep]
-    centre = np.array([points[:, 0].mean(), points[:, 1].mean(), 0.0])
-    occupancy, _ = np.histogramdd(
-        points - centre, bins=(8, 8, 12), range=((-0.8, 0.8), (-0.8, 0.8), (0, 2.4))
-    )
-    return occupancy.ravel() / len(points), centre
+def _upright_frame(points: np.ndarray) -> tuple[float, np.ndarray]:
+    """The cloud's own horizontal axes, from the points alone: the angle of its major axis on the floor
+    (the shoulder line of most poses, up to a half turn, which PA-MPJPE ignores) and its centroid."""
+    centre = points.mean(axis=0)
+    _, vectors = np.linalg.eigh(np.cov((points[:, :2] - centre[:2]).T))
+    return float(np.arctan2(vectors[1, -1], vectors[0, -1])), centre
 
 
-def _depth_points(depth: np.ndarray) -> np.ndarray:
-    """Back-project a preprocessed (96 x 128) depth image into the room frame."""
-    height, width = depth.shape
-    scale = 640 / width
-    uu, vv = np.meshgrid((np.arange(width) + 0.5) * scale - 0.5, (np.arange(height) + 0.5) * scale - 0.5)
-    ok = depth > 0
-    z = depth[ok]
-    return np.stack(
-        [z, -(uu[ok] - DEPTH_CX) / DEPTH_FX * z, -(vv[ok] - DEPTH_CY) / DEPTH_FY * z + 1.0], axis=1
-    )
+def _turn(points: np.ndarray, angle: float) -> np.ndarray:
+    c, s = np.cos(-angle), np.sin(-angle)
+    return points @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).T
 
 
-def _ridge(x_train, y_train, x_test, lam: float = 1.0) -> np.ndarray:
+def _cloud_features(points: np.ndarray, angle: float, centre: np.ndarray) -> np.ndarray:
+    """Occupancy of base-frame points in the cloud's own upright frame, from the floor up."""
+    upright = _turn(points - [centre[0], centre[1], 0.0], angle)
+    occupancy, _ = np.histogramdd(upright, bins=(6, 8, 12), range=((-0.6, 0.6), (-0.9, 0.9), (0, 2.4)))
+    return occupancy.ravel() / len(points)
+
+
+def _canonical_points(image: np.ndarray) -> np.ndarray:
+    """The base-frame points of a preprocessed depth input (the canonical camera's pixels)."""
+    k = CANONICAL_CAMERA
+    v, u = np.nonzero(image[0])
+    x = image[0, v, u].astype(np.float64)
+    return np.stack([x, -(u - k.cx) / k.fx * x, -(v - k.cy) / k.fy * x + CANONICAL_HEIGHT_M], axis=1)
+
+
+def _ridge(x_train, y_train, x_test, lam: float = 10.0) -> np.ndarray:
     mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-6
     a, b = (x_train - mean) / std, (x_test - mean) / std
     y_mean = y_train.mean(axis=0)
@@ -206,36 +229,55 @@ def _ridge(x_train, y_train, x_test, lam: float = 1.0) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_depth_and_lidar_carry_far_more_pose_than_csi() -> None:
-    """Train on two subjects, test on a third (same room): MPJPE of ridge regression per modality."""
-    features: dict[str, list] = {"depth": [], "lidar": [], "csi": []}
-    centres: dict[str, list] = {"depth": [], "lidar": [], "csi": []}
-    joints, subjects = [], []
-    for subject in (1, 2, 3):
-        for action in (2, 12, 27):
+def test_depth_and_lidar_carry_more_pose_than_csi() -> None:
+    """Ridge regression of root-relative poses from each modality's model input (depth and LiDAR in the
+    cloud's own upright frame, found from the points), trained on five subjects, tested on two more of
+    the same room, each sequence through its own pool rig, people anywhere and facing any way: PA-MPJPE
+    (pose, not placement) against the constant pose. Measured: depth 107, LiDAR 110, CSI 120, constant
+    117 mm. A linear probe on crude features is weak on this varied data; what it shows is the order.
+    That CSI carries pose at all needs the person at a known spot on the line of sight (as in MM-Fi's
+    capture): test_csi_physics.py checks it there."""
+    inputs: dict[str, list] = {"depth": [], "lidar": [], "csi": []}
+    targets: dict[str, list] = {"depth": [], "lidar": [], "csi": []}
+    subjects = []
+    for subject in range(1, 8):
+        for action in (2, 12, 13, 27):
             seq = simulate_sequence(subject, action, 12, seed=7)
+            rig = seq.rig
             for f in range(12):
-                depth_f, depth_c = _cloud_features(_depth_points(preprocess_depth(seq.depth_mm[f])[0]))
-                cloud = preprocess_lidar(seq.lidar[f]).astype(np.float64) + np.asarray(LIDAR_POSITION)
-                lidar_f, lidar_c = _cloud_features(cloud)
-                csi = preprocess_csi(seq.csi_amplitude[f], seq.csi_phase[f]).mean(axis=2).ravel()
-                for name, feat, centre in (
-                    ("depth", depth_f, depth_c),
-                    ("lidar", lidar_f, lidar_c),
-                    ("csi", csi, np.zeros(3)),  # CSI gives no location to centre on
-                ):
-                    features[name].append(feat)
-                    centres[name].append(centre)
-                joints.append(seq.joints[f])
+                pose = seq.joints[f] - seq.joints[f, 0]
+                depth = preprocess_depth(seq.depth_mm[f], rig.depth_intrinsics, rig.depth_pose)
+                lidar = preprocess_lidar(seq.lidar[f], rig.lidar_pose).astype(np.float64)
+                for name, points in (("depth", _canonical_points(depth)), ("lidar", lidar)):
+                    angle, centre = _upright_frame(points)
+                    inputs[name].append(_cloud_features(points, angle, centre))
+                    targets[name].append(_turn(pose, angle))
+                csi = preprocess_csi(seq.csi_amplitude[f], seq.csi_phase[f])
+                inputs["csi"].append(csi.mean(axis=2).ravel())
+                targets["csi"].append(pose)
                 subjects.append(subject)
-    joints, test = np.array(joints), np.array(subjects) == 3
+    test = np.isin(subjects, (6, 7))
     errors = {}
-    for name in features:
-        x, c = np.array(features[name]), np.array(centres[name])[:, None, :]
-        y = (joints - c).reshape(len(joints), -1)
-        pred = _ridge(x[~test], y[~test], x[test]).reshape(-1, 17, 3) + c[test]
-        errors[name] = 1000 * np.linalg.norm(pred - joints[test], axis=2).mean()
-    baseline = 1000 * np.linalg.norm(joints[~test].mean(axis=0) - joints[test], axis=2).mean()
-    assert errors["depth"] < 0.5 * errors["csi"], errors
-    assert errors["lidar"] < 0.5 * errors["csi"], errors
-    assert max(errors["depth"], errors["lidar"]) < 0.6 * baseline, (errors, baseline)
+    for name in inputs:
+        x, y = np.array(inputs[name]), np.array(targets[name])
+        pred = _ridge(x[~test], y[~test].reshape(-1, 51), x[test]).reshape(-1, 17, 3)
+        errors[name] = pa_mpjpe_mm(pred, y[test])
+    poses = np.array(targets["csi"])
+    errors["constant"] = pa_mpjpe_mm(
+        np.broadcast_to(poses[~test].mean(axis=0), poses[test].shape), poses[test]
+    )
+    assert max(errors["depth"], errors["lidar"]) < 0.96 * errors["constant"], errors
+    assert errors["csi"] > 1.05 * max(errors["depth"], errors["lidar"]), errors
+
+
+def test_csi_alone_is_the_csi_of_the_whole_sequence(tmp_path) -> None:
+    """rewrite_csi (after a change of the CSI model) gives the files a full simulation would."""
+    from midas_ros.sim.generate import rewrite_csi, write_sequence
+
+    seq = simulate_sequence(14, 9, 3, SEED)
+    seq_dir = write_sequence(tmp_path, seq)
+    path = layout.frame_path(seq_dir, "csi", 2)
+    before = path.read_bytes()
+    path.write_bytes(b"")
+    rewrite_csi(tmp_path, 14, 9, 3, SEED)
+    assert path.read_bytes() == before

@@ -148,24 +148,36 @@ def test_split_is_by_subject_disjoint_and_spans_environments() -> None:
     assert set(subjects[idx].tolist()) == set(split.test)
 
 
-def test_wide_preset_splits_match_small_frame_for_frame_with_four_times_the_people() -> None:
+def test_wide_preset_holds_out_subjects_rigs_and_actions() -> None:
+    """The recipe's split of the simulator's wide preset, frame by frame, with each sequence's pool rig."""
+    from types import SimpleNamespace
+
     from midas_ros.sim.presets import PRESETS as SIM
+    from midas_ros.sim.rigs import sequence_rig
     from midas_ros.train.recipe import PRESETS
 
-    def part_frames(sim: str) -> dict[str, int]:
-        preset = SIM[sim]
-        split = split_subjects(preset["subjects"], PRESETS[sim].num_test_subjects, PRESETS[sim].val_fraction)
-        per_subject = len(preset["actions"]) * preset["frames"]
-        return {
-            part: len(getattr(split, part)) * per_subject for part in ("inner_train", "outer_val", "test")
-        }
-
-    assert (
-        part_frames("wide") == part_frames("small") == {"inner_train": 9720, "outer_val": 3240, "test": 3240}
+    sim, recipe = SIM["wide"], PRESETS["wide"]
+    sequences = [(s, a, sequence_rig(s, a).id) for s in sim["subjects"] for a in sim["actions"]]
+    subject, action, rig = (
+        np.repeat(np.array(column), sim["frames"]) for column in zip(*sequences, strict=True)
     )
-    wide = split_subjects(SIM["wide"]["subjects"], PRESETS["wide"].num_test_subjects)
-    assert len(wide.test) == 8 and len(wide.inner_train) == 24
-    for part in (wide.test, wide.outer_val, wide.inner_train):  # every room in every part
+    data = SimpleNamespace(subject=subject, action=action, rig=rig)
+    split = split_subjects(
+        subject, recipe.num_test_subjects, recipe.val_fraction, recipe.held_out_rigs, recipe.held_out_actions
+    )
+    rows = {part: split.rows(data, part) for part in ("inner_train", "outer_val", "test")}
+    assert len(split.test) == 8 and len(rows["test"]) == 8 * 27 * sim["frames"]
+    for part in ("inner_train", "outer_val"):
+        assert not np.isin(rig[rows[part]], split.held_out_rigs).any()
+        assert not np.isin(action[rows[part]], split.held_out_actions).any()
+        assert len(rows[part]) > 2000
+    test_rigs, test_actions = rig[rows["test"]], action[rows["test"]]
+    assert np.isin(test_rigs, split.held_out_rigs).sum() > 300  # an unseen-rig slice worth reading
+    assert np.isin(test_actions, split.held_out_actions).sum() == 8 * 3 * sim["frames"]
+    assert set(np.concatenate([rows[p] for p in rows]).tolist()).isdisjoint(
+        set(np.flatnonzero(~np.isin(subject, split.test) & np.isin(rig, split.held_out_rigs)).tolist())
+    )
+    for part in (split.test, split.outer_val, split.inner_train):  # every room in every part
         assert {(s - 1) // 10 for s in part} == {0, 1, 2, 3}
 
 

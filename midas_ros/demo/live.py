@@ -104,8 +104,11 @@ def record_live_run(
     device: str = "auto",
     rate: float = 1.0,
     timeout_s: float | None = None,
+    overrides: dict[str, dict[str, object]] | None = None,
 ) -> dict[str, int]:
     """Play `bag_path` through the node graph in this process and record the skeleton streams.
+
+    overrides: {node name: {parameter: value}}, e.g. the rig's sensor poses (scenario.rig_parameters).
 
     Returns the messages recorded per topic. Raises KeyboardInterrupt after a clean stop on Ctrl-C.
     """
@@ -122,7 +125,12 @@ def record_live_run(
         try:
             recorder = BagRecorder(skeleton_bag, SKELETON_BAG_TOPICS)
             nodes = build_nodes(
-                bag=str(bag_path), use_sim_time=True, device=device, checkpoint=checkpoint, rate=rate
+                bag=str(bag_path),
+                use_sim_time=True,
+                device=device,
+                checkpoint=checkpoint,
+                rate=rate,
+                overrides=overrides,
             )
             player = next(n for n in nodes if isinstance(n, BagPlayer))
             skeletons = SkeletonRecorder(

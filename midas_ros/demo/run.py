@@ -26,8 +26,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from midas_ros.demo.scenario import DemoBagInfo
 
 # Only the standard library at import time: main() installs its Ctrl-C handling before the heavy imports.
 
@@ -58,13 +62,19 @@ def training_mean_pose(checkpoint: Path) -> np.ndarray | None:
 
 def ensure_demo_bag(
     bag_path: Path, *, subject: int, actions: Sequence[int], frames_per_action: int, seed: int, rebuild: bool
-) -> None:
+) -> DemoBagInfo:
     """Write the demo bag unless one of the same scenario is at `bag_path`; print its dropouts."""
-    from midas_ros.demo.scenario import read_demo_bag_info, write_demo_bag
+    from midas_ros.demo.scenario import DEFAULT_RIG, read_demo_bag_info, write_demo_bag
 
-    info = read_demo_bag_info(bag_path) if bag_path.exists() else None
-    wanted = (subject, tuple(actions), frames_per_action, seed)
-    same = info is not None and (info.subject, info.actions, info.frames_per_action, info.seed) == wanted
+    try:
+        info = read_demo_bag_info(bag_path) if bag_path.exists() else None
+    except (KeyError, ValueError):
+        info = None  # a bag of an older demo format
+    wanted = (subject, DEFAULT_RIG, tuple(actions), frames_per_action, seed)
+    same = (
+        info is not None
+        and (info.subject, info.rig, info.actions, info.frames_per_action, info.seed) == wanted
+    )
     if same and not rebuild:
         print(f"demo bag: {bag_path} (reused: same scenario)")
     else:
@@ -73,9 +83,13 @@ def ensure_demo_bag(
         info = write_demo_bag(
             bag_path, subject=subject, actions=actions, frames_per_action=frames_per_action, seed=seed
         )
-        print(f"demo bag: {info.path} ({info.duration_s:.0f} s, subject {subject}, actions {list(actions)})")
+        print(
+            f"demo bag: {info.path} ({info.duration_s:.0f} s, subject {subject}, rig {info.rig}, "
+            f"actions {list(actions)})"
+        )
     for outage in info.schedule:
         print(f"  {outage.modality:5s} down {outage.start_s:5.1f} .. {outage.end_s:5.1f} s")
+    return info
 
 
 def run_demo(
@@ -94,11 +108,12 @@ def run_demo(
     """The whole demo (module docstring); returns the figures it printed. Ctrl-C: KeyboardInterrupt."""
     from midas_ros.demo.live import record_live_run
     from midas_ros.demo.plots import plot_run
-    from midas_ros.demo.scenario import BAG_GROUND_TRUTH_TOPIC
-    from midas_ros.demo.scoring import read_skeletons, score
+    from midas_ros.demo.scenario import BAG_GROUND_TRUTH_TOPIC, rig_parameters
+    from midas_ros.demo.scoring import checkpoint_reference, read_skeletons, score
     from midas_ros.interfaces import FUSION_TOPIC, POSES_TOPIC
     from midas_ros.ros.bag_io import read_pose_arrays
     from midas_ros.ros.fusion_node import default_checkpoint
+    from midas_ros.sim.rigs import rig_by_name
 
     checkpoint_path = Path(checkpoint) if checkpoint else default_checkpoint()
     if not checkpoint_path.exists():
@@ -107,7 +122,7 @@ def run_demo(
         )
     workdir.mkdir(parents=True, exist_ok=True)
     bag_path = workdir / "demo_bag"
-    ensure_demo_bag(
+    info = ensure_demo_bag(
         bag_path,
         subject=subject,
         actions=actions,
@@ -117,11 +132,20 @@ def run_demo(
     )
     skeleton_bag = workdir / "skeleton_bag"
     print(f"playing {bag_path} through player + adapters + sync + fusion (sim time, rate {rate}) ...")
-    record_live_run(bag_path, skeleton_bag, checkpoint=str(checkpoint_path), device=device, rate=rate)
+    record_live_run(
+        bag_path,
+        skeleton_bag,
+        checkpoint=str(checkpoint_path),
+        device=device,
+        rate=rate,
+        overrides=rig_parameters(rig_by_name(info.rig)),  # the sensors' poses, as a user sets them
+    )
 
     gt_stamps, gt = read_pose_arrays(bag_path, BAG_GROUND_TRUTH_TOPIC)
     stamps, pred, labels = read_skeletons(skeleton_bag)
-    result = score(stamps, pred, labels, gt_stamps, gt, constant_pose=training_mean_pose(checkpoint_path))
+    reference = checkpoint_reference(checkpoint_path)
+    constant = reference if reference is not None else training_mean_pose(checkpoint_path)
+    result = score(stamps, pred, labels, gt_stamps, gt, constant_pose=constant)
     print()
     print(result.table(len(stamps), len(gt_stamps)))
 

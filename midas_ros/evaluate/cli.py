@@ -2,7 +2,10 @@
 
     python -m midas_ros.evaluate.cli --data data/mmfi_wide --runs runs/wide --out docs/
 
-Writes <out>/results.md, results.csv, results.png and results.json.
+Writes <out>/results.md, results.csv, results.png and results.json. Beside the models, on the same frames:
+the constant Procrustes-mean pose (read from the run's checkpoints, which store it; computed from the
+training rows for older runs) and that shape placed at the true pelvis and heading (references.py); per
+model and subset also the root position and heading errors; and the slices of slices.py.
 """
 
 from __future__ import annotations
@@ -16,16 +19,26 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from midas_ros.evaluate.metrics import frame_errors, mean_errors
 from midas_ros.evaluate.predict import (
     encode_all,
     encoder_fingerprint,
     mean_pose_errors,
     predict_subsets,
-    subset_errors,
+    subset_frame_errors,
 )
-from midas_ros.evaluate.report import MODEL_NAMES, EvaluationResults, write_report
+from midas_ros.evaluate.references import ReferencePose, reference_from_checkpoint
+from midas_ros.evaluate.report import (
+    MODEL_NAMES,
+    EvaluationResults,
+    SliceResult,
+    reference_checks,
+    write_report,
+)
+from midas_ros.evaluate.slices import split_slices
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 from midas_ros.model import load_checkpoint, read_checkpoint_info, resolve_device
 from midas_ros.train import state
@@ -35,12 +48,27 @@ logger = logging.getLogger(__name__)
 
 
 def load_split(run_dir: Path) -> SubjectSplit:
-    """The subject split the recipe wrote to <run>/split.json."""
+    """The split the recipe wrote to <run>/split.json (older files without held-out rigs and actions
+    load with none held out)."""
     path = run_dir / "split.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a recipe run folder?")
-    raw = json.loads(path.read_text())
-    return SubjectSplit(**{k: tuple(v) for k, v in raw.items()})
+    return SubjectSplit.from_dict(json.loads(path.read_text()))
+
+
+def training_rows(data: PreprocessedSet, split: SubjectSplit) -> np.ndarray:
+    """Rows the run trained on: inner-train subjects without the held-out rigs and actions."""
+    return split.rows(data, "inner_train")
+
+
+def stored_reference(run_dir: Path) -> ReferencePose | None:
+    """The constant pose stored in the run's checkpoints (MIDAS first, then the others, then stage 1)."""
+    for name in (*MODEL_NAMES, "stage1"):
+        if state.is_done(run_dir, name):
+            reference = reference_from_checkpoint(state.final_stem(run_dir, name))
+            if reference is not None:
+                return reference
+    return None
 
 
 def evaluate_run(
@@ -60,9 +88,16 @@ def evaluate_run(
         test = test.select(complete)
     if len(test) == 0:
         raise ValueError(f"no test frames with all modalities for subjects {split.test}")
-    train_joints = data.joints[data.subject_mask(split.inner_train)]
+    train_joints = data.joints[training_rows(data, split)]
+    reference = stored_reference(run_dir)
+    if reference is None:
+        reference = ReferencePose.from_training(train_joints)
+        notes.append(
+            f"The constant pose was computed now from the {len(train_joints)} training frames: the run's "
+            "checkpoints store none (trained before they did)."
+        )
 
-    errors: dict[str, dict[str, dict[str, float]]] = {}
+    frame_errs: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     weights: dict[str, dict[str, float]] = {}
     token_sets: dict[str, dict[str, torch.Tensor]] = {}
     for name in MODEL_NAMES:
@@ -76,31 +111,63 @@ def evaluate_run(
         fingerprint = encoder_fingerprint(model)
         if fingerprint not in token_sets:
             token_sets[fingerprint] = encode_all(model, test, dev)
-        errors[name] = subset_errors(
+        frame_errs[name] = subset_frame_errors(
             predict_subsets(model, test, dev, tokens=token_sets[fingerprint]), test.joints
         )
         if model.kind == "midas":
             weights[name] = read_checkpoint_info(stem)["metadata"].get("weights", {})
-        logger.info("%s: %s", name, errors[name])
-    if not errors:
+        logger.info("%s: %s", name, {k: mean_errors(v) for k, v in frame_errs[name].items()})
+    if not frame_errs:
         raise ValueError(f"no finished models in {run_dir}")
+
+    constant = frame_errors(reference.constant(len(test)), test.joints)
+    placement = frame_errors(reference.placed(test.joints), test.joints)
+
+    def errors_on(mask: np.ndarray | None) -> dict[str, dict[str, dict[str, float]]]:
+        return {
+            name: {label: mean_errors(errs, mask) for label, errs in rows.items()}
+            for name, rows in frame_errs.items()
+        }
+
+    slices = []
+    for sl in split_slices(test, split):
+        empty = not sl.mask.any()
+        slices.append(
+            SliceResult(
+                group=sl.group,
+                name=sl.name,
+                frames=int(sl.mask.sum()),
+                errors={} if empty else errors_on(sl.mask),
+                reference=mean_errors(constant, sl.mask),
+                placement=mean_errors(placement, sl.mask),
+                detail=sl.detail,
+            )
+        )
 
     notes.extend(_provenance(run_dir, dev))
     results = EvaluationResults(
-        errors=errors,
-        reference=mean_pose_errors(train_joints, test.joints),
+        errors=errors_on(None),
+        reference=mean_errors(constant),
         weights=weights,
         num_frames=len(test),
         test_subjects=split.test,
         notes=notes,
+        placement=mean_errors(placement),
+        slices=slices,
+        reference_info={**reference.to_metadata(), "source": reference.source},
+        mean_pose=mean_pose_errors(train_joints, test.joints),
     )
     write_report(results, out_dir)
     (out_dir / "results.json").write_text(
         json.dumps(
             {
                 **asdict(results),
-                "shapley_mpjpe": {m: results.shapley(m) for m in errors},
-                "shapley_pa_mpjpe": {m: results.shapley(m, "pa_mpjpe") for m in errors},
+                "shapley_mpjpe": {m: results.shapley(m) for m in results.errors},
+                "shapley_pa_mpjpe": {m: results.shapley(m, "pa_mpjpe") for m in results.errors},
+                "reference_checks": [
+                    {"target": t, "met": met, "measured": measured}
+                    for t, met, measured in reference_checks(results)
+                ],
                 "run": str(run_dir),
                 "split": split.to_dict(),
             },

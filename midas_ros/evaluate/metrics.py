@@ -4,6 +4,13 @@ MPJPE is the mean Euclidean joint distance on the coordinates as given (no root 
 fits, per frame, the similarity transform (rotation, translation, isotropic scale; no reflection) that best
 maps the prediction onto the ground truth in the least-squares sense (Umeyama's solution), then takes the
 same mean.
+
+Placement errors, for any pose in the base frame (z up): the root position error is the distance of the
+pelvis (joint 0); the heading error is the absolute difference, wrapped to [0, 180] degrees, of the two
+facing directions. A pose faces along the horizontal normal of its hip and shoulder lines: with the H36M
+joints' left-minus-right vector a (hips plus shoulders), forward = a x z_up, as in the simulator's body
+frame (x forward, y left, z up). Heading = atan2(forward_y, forward_x); 0 = facing +x, away from the
+depth camera.
 """
 
 from __future__ import annotations
@@ -11,6 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 M_TO_MM = 1000.0
+RAD_TO_DEG = 180.0 / np.pi
+ROOT = 0  # pelvis
+LEFT_HIP, RIGHT_HIP, LEFT_SHOULDER, RIGHT_SHOULDER = 4, 1, 11, 14
+# Per-frame error arrays of frame_errors, by key; the means of the first two are the table's MPJPE / PA-MPJPE.
+FRAME_METRICS = ("mpjpe", "pa_mpjpe", "root_mm", "heading_deg")
 
 
 def _validate(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,6 +76,7 @@ def mpjpe_mm(pred: np.ndarray, target: np.ndarray) -> float:
 
 def pa_mpjpe_mm(pred: np.ndarray, target: np.ndarray) -> float:
     """Procrustes-aligned MPJPE in mm (per-frame similarity fit); inputs in metres."""
+    pred, target = _validate(pred, target)
     aligned = procrustes_align(pred, target)
     return float(joint_errors(aligned, target).mean() * M_TO_MM)
 
@@ -71,3 +84,65 @@ def pa_mpjpe_mm(pred: np.ndarray, target: np.ndarray) -> float:
 def pose_errors_mm(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """Both metrics at once: {"mpjpe": ..., "pa_mpjpe": ...} in mm."""
     return {"mpjpe": mpjpe_mm(pred, target), "pa_mpjpe": pa_mpjpe_mm(pred, target)}
+
+
+def facing_direction(joints: np.ndarray) -> np.ndarray:
+    """(F, 2) unit horizontal facing direction of each pose (H36M order, z up); (0, 0) when the hip and
+    shoulder lines are vertical or collapsed."""
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim == 2:
+        joints = joints[None]
+    across = (joints[:, LEFT_HIP] - joints[:, RIGHT_HIP]) + (
+        joints[:, LEFT_SHOULDER] - joints[:, RIGHT_SHOULDER]
+    )
+    forward = np.stack([across[:, 1], -across[:, 0]], axis=1)  # (a x z_up) in the floor plane
+    norm = np.linalg.norm(forward, axis=1, keepdims=True)
+    return np.divide(forward, norm, out=np.zeros_like(forward), where=norm > 0)
+
+
+def heading_rad(joints: np.ndarray) -> np.ndarray:
+    """(F,) facing angle about z, radians in (-pi, pi]; 0 = facing +x."""
+    forward = facing_direction(joints)
+    return np.arctan2(forward[:, 1], forward[:, 0])
+
+
+def wrap_rad(angle: np.ndarray) -> np.ndarray:
+    """Angles wrapped to (-pi, pi]."""
+    return -np.remainder(np.pi - np.asarray(angle, dtype=np.float64), 2 * np.pi) + np.pi
+
+
+def heading_error_deg(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(F,) absolute wrapped difference of the facing directions, degrees in [0, 180]."""
+    pred, target = _validate(pred, target)
+    return np.abs(wrap_rad(heading_rad(pred) - heading_rad(target))) * RAD_TO_DEG
+
+
+def root_error_mm(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(F,) distance of the pelvis (joint 0), mm; inputs in metres."""
+    pred, target = _validate(pred, target)
+    return np.linalg.norm(pred[:, ROOT] - target[:, ROOT], axis=-1) * M_TO_MM
+
+
+def frame_errors(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-frame errors {FRAME_METRICS key: (F,)}: MPJPE, PA-MPJPE and root error in mm, heading error
+    in degrees. Their means over any set of frames are that set's table entries."""
+    pred, target = _validate(pred, target)
+    return {
+        "mpjpe": joint_errors(pred, target).mean(axis=1) * M_TO_MM,
+        "pa_mpjpe": joint_errors(procrustes_align(pred, target), target).mean(axis=1) * M_TO_MM,
+        "root_mm": root_error_mm(pred, target),
+        "heading_deg": heading_error_deg(pred, target),
+    }
+
+
+def mean_errors(frame_errs: dict[str, np.ndarray], mask: np.ndarray | None = None) -> dict[str, float]:
+    """Means of frame_errors' arrays over the frames of a boolean mask (all when None); {} for no frames."""
+    if mask is None:
+        return {k: float(v.mean()) for k, v in frame_errs.items()} if _frames(frame_errs) else {}
+    if not np.any(mask):
+        return {}
+    return {k: float(v[mask].mean()) for k, v in frame_errs.items()}
+
+
+def _frames(frame_errs: dict[str, np.ndarray]) -> int:
+    return len(next(iter(frame_errs.values()))) if frame_errs else 0

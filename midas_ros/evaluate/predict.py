@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from midas_ros import MODALITIES
-from midas_ros.evaluate.metrics import pose_errors_mm
+from midas_ros.evaluate.metrics import frame_errors, pose_errors_mm
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 from midas_ros.model import FusionModel
 from midas_ros.train.subsets import SUBSET_LABELS, SUBSETS, subset_mask
@@ -80,7 +80,13 @@ def subset_errors(preds: dict[str, np.ndarray], joints: np.ndarray) -> dict[str,
     return {label: pose_errors_mm(pred, joints) for label, pred in preds.items()}
 
 
+def subset_frame_errors(preds: dict[str, np.ndarray], joints: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """{subset label: metrics.frame_errors} (per-frame MPJPE, PA-MPJPE, root and heading errors)."""
+    return {label: frame_errors(pred, joints) for label, pred in preds.items()}
+
+
 def mean_pose_errors(train_joints: np.ndarray, joints: np.ndarray) -> dict[str, float]:
-    """Errors of the no-sensor reference: always predicting the training set's mean pose."""
+    """Errors of always predicting the training poses' average in the base frame (the report's reference
+    before the Procrustes mean, see references.py: averaging over headings collapses the skeleton)."""
     mean = train_joints.mean(axis=0, dtype=np.float64)
     return pose_errors_mm(np.broadcast_to(mean, joints.shape), joints)

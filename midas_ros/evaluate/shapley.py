@@ -2,7 +2,8 @@
 
 As in attribution-based modality analyses (e.g. AWC), the value of a subset S is the error reduction it
 buys against a reference that uses no sensor at all: v(S) = err(empty) - err(S). Here err(empty) is the
-error of always predicting the training set's mean pose, so v(empty) = 0 and a modality's Shapley value
+error of always predicting the constant pose (the training poses' Procrustes mean at their mean place and
+heading, references.py), so v(empty) = 0 and a modality's Shapley value
 is its average marginal error reduction (in mm) over all orders in which the modalities can be added.
 The values sum to v(full) - v(empty) (efficiency).
 """

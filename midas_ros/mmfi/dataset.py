@@ -20,6 +20,7 @@ import numpy as np
 
 from midas_ros import MODALITIES
 from midas_ros.mmfi import layout
+from midas_ros.rig import Rig, read_rig
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class FrameRecord:
     joints: np.ndarray  # (17, 3) float32 metres
     raw: dict[str, Any] = field(default_factory=dict)
     environment: int = 0
+    rig: Rig | None = None  # the sequence's sensor rig (sidecar file; MMFI_RIG without one)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class MMFiDataset:
         if self.skipped:
             logger.warning("%s: frames left out of the index: %s", self.root, dict(self.skipped))
         self._gt_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._rigs: dict[int, Rig] = {}
 
     # --- index ------------------------------------------------------------------------------------
 
@@ -160,7 +163,9 @@ class MMFiDataset:
         seq_id, number, _ = self._entry(index)
         seq = self.sequences[seq_id]
         raw = {modality: self.read_raw(index, modality) for modality in self.modalities}
-        return FrameRecord(seq.subject, seq.action, number, self.joints(index), raw, seq.environment)
+        return FrameRecord(
+            seq.subject, seq.action, number, self.joints(index), raw, seq.environment, self.rig(index)
+        )
 
     def _entry(self, index: int) -> tuple[int, int, tuple[Path | None, ...]]:
         if not -len(self) <= index < len(self):
@@ -177,6 +182,14 @@ class MMFiDataset:
         _, _, paths = self._entry(index)
         path = paths[self.modalities.index(modality)]
         return None if path is None else _READERS[modality](path)
+
+    def rig(self, index: int) -> Rig:
+        """The sensor rig of an item's sequence: its sidecar file (midas_ros.rig), else MM-Fi's rig."""
+        seq_id, _, _ = self._entry(index)
+        rig = self._rigs.get(seq_id)
+        if rig is None:
+            rig = self._rigs[seq_id] = read_rig(self.sequences[seq_id].seq_dir)
+        return rig
 
     def joints(self, index: int) -> np.ndarray:
         """(17, 3) float32 ground truth of an item, metres."""

@@ -26,9 +26,9 @@ from midas_ros.preprocess import PreprocessError, preprocess_csi, preprocess_dep
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: base-frame inputs of the person alone, and the rig id
 _STORAGE_DTYPES: dict[str, type] = {"depth": np.float16, "lidar": np.float32, "csi": np.float16}
-_ARRAY_FIELDS = ("depth", "lidar", "csi", "present", "joints", "subject", "action", "frame")
+_ARRAY_FIELDS = ("depth", "lidar", "csi", "present", "joints", "subject", "action", "frame", "rig")
 
 
 @dataclass
@@ -37,14 +37,15 @@ class PreprocessedSet:
     where it is False the modality's entry is zeros. stats counts missing files and rejections,
     keyed "<modality>:<reason>" (reasons: missing_file, unreadable, or a PreprocessError reason)."""
 
-    depth: np.ndarray  # (N, 1, 96, 128) float16 metres, 0 = invalid
-    lidar: np.ndarray  # (N, 512, 3) float32 metres, LiDAR frame
+    depth: np.ndarray  # (N, 1, 96, 128) float16 metres, the canonical camera's image of the person
+    lidar: np.ndarray  # (N, 512, 3) float32 metres, the person's points in the base frame
     csi: np.ndarray  # (N, 6, 114, 10) float16
     present: np.ndarray  # (N, 3) bool, MODALITIES order
     joints: np.ndarray  # (N, 17, 3) float32 metres
     subject: np.ndarray  # (N,) int16
     action: np.ndarray  # (N,) int16
     frame: np.ndarray  # (N,) int16, 1-based
+    rig: np.ndarray  # (N,) int16, the rig's id (Rig.id: pool index, -1 for other rigs such as MM-Fi's)
     stats: dict[str, int] = field(default_factory=dict)
     source: str = ""
 
@@ -59,6 +60,7 @@ class PreprocessedSet:
             "subject": (n,),
             "action": (n,),
             "frame": (n,),
+            "rig": (n,),
         }
         for name, shape in expected.items():
             actual = getattr(self, name).shape
@@ -129,7 +131,9 @@ class PreprocessedSet:
         arrays = {"depth": depth, "lidar": lidar, "csi": csi}
         present = np.zeros((n, len(MODALITIES)), dtype=bool)
         joints = np.zeros((n, 17, 3), dtype=np.float32)
-        info = np.array([dataset.frame_info(i) for i in range(n)], dtype=np.int16).reshape(n, 3)
+        info = np.array(
+            [(*dataset.frame_info(i), dataset.rig(i).id) for i in range(n)], dtype=np.int16
+        ).reshape(n, 4)
         stats: Counter[str] = Counter()
         options = (depth_kwargs or {}, lidar_kwargs or {})
 
@@ -154,6 +158,7 @@ class PreprocessedSet:
             subject=info[keep, 0],
             action=info[keep, 1],
             frame=info[keep, 2],
+            rig=info[keep, 3],
             stats=dict(stats),
             source=repr(dataset),
         )
@@ -243,10 +248,11 @@ def _process_one(index: int) -> tuple[int, dict[str, np.ndarray], np.ndarray, li
             reasons.append(f"{modality}:missing_file")
             continue
         try:
+            rig = dataset.rig(index)
             if modality == "depth":
-                value = preprocess_depth(raw, **depth_kwargs)
+                value = preprocess_depth(raw, rig.depth_intrinsics, rig.depth_pose, **depth_kwargs)
             elif modality == "lidar":
-                value = preprocess_lidar(raw, **lidar_kwargs)
+                value = preprocess_lidar(raw, rig.lidar_pose, **lidar_kwargs)
             else:
                 value = preprocess_csi(*raw)
         except PreprocessError as error:

@@ -2,8 +2,9 @@
 
 An adapter subscribes to one raw sensor topic, turns each message into the model-ready sample with the
 same preprocess function as training (midas_ros.preprocess), and publishes it on its sample topic with
-the input's header (stamp and frame_id). Topic names are relative (midas_ros.interfaces): remap them to
-your driver's topic (``--ros-args -r ouster/points:=/os1/points``) or use the launch file's arguments.
+the input's header stamp and frame_id (LiDAR samples: the base frame's, where their points are). Topic
+names are relative (midas_ros.interfaces): remap them to your driver's topic (``--ros-args -r
+ouster/points:=/os1/points``) or use the launch file's arguments.
 
 The subscription callback only counts the message and hands it to the adapter's worker thread, which
 preprocesses and publishes; while the worker is busy a newer message replaces a waiting one (counted as
@@ -18,6 +19,11 @@ input. Diagnostics run on a steady clock, so they keep coming when /clock (use_s
 QoS: best effort, keep last ``qos_depth`` (default 1: under overload a stale frame is dropped rather than
 queued), which connects to best-effort drivers and reliable publishers (bag players) alike. Samples are
 published reliable (keep last 5), which reliable and best-effort subscribers both accept.
+
+The depth and LiDAR adapters bring their sensor's data into the base frame (midas_ros.rig, ``midas_base``)
+and keep only the person: each declares its sensor's pose (a parameter, or TF with ``use_tf``:
+`SensorPose`), the person search region (`declare_person_search`) and keeps a `PersonTrack`, so the
+person is followed from frame to frame by the messages' stamps.
 """
 
 from __future__ import annotations
@@ -29,12 +35,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from std_msgs.msg import Header
 
 from midas_ros.interfaces import DIAGNOSTICS_TOPIC, SAMPLE_TOPICS, SENSOR_TOPICS
-from midas_ros.preprocess import PreprocessError
+from midas_ros.preprocess import PersonSearch, PreprocessError
+from midas_ros.rig import BASE_FRAME, Pose
 from midas_ros.ros.accounting import InputAccounting
 from midas_ros.ros.conversions import ConversionError, sample_to_msg
 from midas_ros.ros.nodes import declare_param
@@ -46,6 +56,15 @@ SAMPLE_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
+# The person search parameters (search_<name>) and what they set in PersonSearch.
+SEARCH_PARAMETERS: dict[str, str] = {
+    "x_min": "person search region, base frame: nearest x (m, forward from the depth camera's foot)",
+    "x_max": "person search region, base frame: farthest x (m)",
+    "y_min": "person search region, base frame: rightmost y (m, y is left)",
+    "y_max": "person search region, base frame: leftmost y (m)",
+    "floor_m": "points below this height (m) are floor and floor noise",
+    "ceiling_m": "points above this height (m) are ignored (ceiling, lamps)",
+}
 
 
 class AdapterNode(Node):
@@ -107,10 +126,57 @@ class AdapterNode(Node):
         """Validate and preprocess one message; raise ConversionError / PreprocessError to reject it."""
         raise NotImplementedError
 
+    def sample_header(self, msg: Any) -> Header:
+        """The sample's header: the input's stamp and frame_id (override for samples in another frame)."""
+        return msg.header
+
     def param(self, name: str, default: Any, description: str) -> Any:
         """Declare a parameter with a description; returns its value (override, YAML, or default)."""
         self.declared_parameters.append(name)
         return declare_param(self, name, default, description)
+
+    def number_param(self, name: str, default: float | list[float], description: str) -> Any:
+        """A float (or list of floats) parameter that takes integers too (YAML ``1.5`` or ``2``,
+        ``-p camera_pose:="[0, 0, 1.5, 0, 0.3, 0]"``), where a plain one would refuse them."""
+        self.declared_parameters.append(name)
+        descriptor = ParameterDescriptor(description=description, dynamic_typing=True)
+        value = self.declare_parameter(name, default, descriptor).value
+        try:
+            if isinstance(default, list):
+                if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+                    raise TypeError(value)
+                return [float(v) for v in value]
+            return float(value)
+        except (TypeError, ValueError) as err:
+            kind = "a list of numbers" if isinstance(default, list) else "a number"
+            raise ValueError(f"parameter {name} must be {kind}, got {value!r}") from err
+
+    def declare_person_search(self) -> PersonSearch:
+        """The search_* parameters (SEARCH_PARAMETERS) as a PersonSearch; the rest keep its defaults."""
+        defaults = PersonSearch()
+        values = {
+            name: self.number_param(f"search_{name}", float(getattr(defaults, name)), text)
+            for name, text in SEARCH_PARAMETERS.items()
+        }
+        return PersonSearch(**values)
+
+    def declare_sensor_pose(
+        self, name: str, default: Pose, description: str, from_transform: Any = Pose.from_transform
+    ) -> SensorPose:
+        """The sensor pose parameter `name` ([x, y, z, roll, pitch, yaw] in the base frame), and
+        use_tf / base_frame (see SensorPose). from_transform turns TF's base_frame -> frame_id transform
+        (translation, quaternion x, y, z, w) into the sensor's Pose."""
+        pose = Pose.from_list(self.number_param(name, default.as_list(), description))
+        use_tf: bool = self.param(
+            "use_tf",
+            False,
+            f"true: the sensor's pose is TF's base_frame -> <message frame_id> (needs tf2_ros; without it "
+            f"a warning and the {name} parameter)",
+        )
+        base_frame: str = self.param(
+            "base_frame", BASE_FRAME, "the base frame (its name in TF with use_tf; LiDAR samples' frame_id)"
+        )
+        return SensorPose(self, name, pose, use_tf, base_frame, from_transform)
 
     # -- message path -----------------------------------------------------------------------------------
 
@@ -133,7 +199,7 @@ class AdapterNode(Node):
         """Preprocess one message and publish its sample, or reject it (the worker calls this)."""
         start = time.perf_counter()
         try:
-            out = sample_to_msg(self.modality, self.to_sample(msg), msg.header)
+            out = sample_to_msg(self.modality, self.to_sample(msg), self.sample_header(msg))
         except (ConversionError, PreprocessError) as err:
             self._reject(err.reason, str(err))
             return
@@ -206,3 +272,62 @@ class AdapterNode(Node):
         if worker is not None:
             worker.stop()
         super().destroy_node()
+
+
+class SensorPose:
+    """A sensor's pose in the base frame, for each message: its pose parameter, or TF (use_tf).
+
+    With use_tf and tf2_ros importable, every message's frame_id is looked up in TF (the latest
+    base_frame -> frame_id transform, for a fixed rig), and a message whose transform is not (yet) known
+    is rejected as `no_transform`. Without tf2_ros the node logs one warning and keeps the parameter.
+    The TF path is not tested in this project (tf2_ros is not installable without a ROS distro).
+    """
+
+    def __init__(
+        self, node: Node, parameter: str, pose: Pose, use_tf: bool, base_frame: str, from_transform: Any
+    ) -> None:
+        self.pose, self.base_frame, self._from_transform = pose, base_frame, from_transform
+        self._buffer: Any = None
+        if not use_tf:
+            return
+        try:
+            import tf2_ros  # a ROS distro's package; absent from pip-only installs
+        except ImportError:
+            node.get_logger().warning(
+                f"use_tf is true but tf2_ros is not installed: using the {parameter} parameter "
+                f"{pose.as_list()} instead"
+            )
+            return
+        self._lookup_error = tf2_ros.TransformException
+        self._buffer = tf2_ros.Buffer()
+        self._listener = tf2_ros.TransformListener(self._buffer, node)  # spun by the node's executor
+
+    @property
+    def uses_tf(self) -> bool:
+        return self._buffer is not None
+
+    def pose_of(self, frame_id: str) -> Pose:
+        """The pose of a message's sensor frame (raises ConversionError "no_transform" under TF)."""
+        if self._buffer is None:
+            return self.pose
+        if not frame_id:
+            raise ConversionError("no_transform", "the message has no frame_id to look up in TF")
+        try:
+            transform = self._buffer.lookup_transform(self.base_frame, frame_id, Time()).transform
+        except self._lookup_error as err:
+            raise ConversionError("no_transform", f"no TF {self.base_frame} -> {frame_id}: {err}") from err
+        t, q = transform.translation, transform.rotation
+        return self._from_transform((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+
+
+def synthetic_person(search: PersonSearch, spacing_m: float = 0.04) -> np.ndarray:
+    """(N, 3) base-frame points filling a standing person's box (0.4 x 0.3 x 1.7 m, feet on the floor),
+    2 m ahead (or the nearest place inside the search region): what warm-ups run through the search."""
+    x = float(np.clip(2.0, search.x_min + 0.3, search.x_max - 0.3))
+    y = float(np.clip(0.0, search.y_min + 0.3, search.y_max - 0.3))
+    axes = [
+        np.arange(x - 0.2, x + 0.2 + 1e-9, spacing_m),
+        np.arange(y - 0.15, y + 0.15 + 1e-9, spacing_m),
+        np.arange(0.0, 1.7 + 1e-9, spacing_m),
+    ]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)

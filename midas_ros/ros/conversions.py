@@ -1,4 +1,4 @@
-"""numpy <-> sensor_msgs conversions: depth Image, PointCloud2 (any x/y/z layout), the CSI layout.
+"""numpy <-> sensor_msgs conversions: depth Image, CameraInfo, PointCloud2 (any x/y/z layout), CSI layout.
 
 Written here because message_filters' friends (cv_bridge, sensor_msgs_py) are not installable in this
 environment. Everything reads ``msg.data`` through ``np.frombuffer`` / strided views (no Python loop over
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sensor_msgs.msg import Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from midas_ros.rig import CameraIntrinsics
 from midas_ros.sync import NS_PER_S
 
 IMAGE_DTYPES: dict[str, np.dtype] = {"16UC1": np.dtype(np.uint16), "32FC1": np.dtype(np.float32)}
@@ -112,6 +113,45 @@ def array_to_image(array: np.ndarray, header: Header | None = None, encoding: st
     msg.is_bigendian = _NATIVE_BIG_ENDIAN
     msg.step = int(array.shape[1] * array.itemsize)
     msg.data = array.tobytes()
+    return msg
+
+
+# -- CameraInfo -------------------------------------------------------------------------------------------
+
+
+def camera_info_to_intrinsics(msg: CameraInfo) -> CameraIntrinsics:
+    """The pinhole intrinsics of the images a CameraInfo describes: K and the image size, with its
+    binning and region of interest applied as image_geometry does (a binned image has fx / binning_x
+    and width // binning_x; an ROI's image starts at its offset). The distortion (D) is ignored:
+    the image is taken as rectified (as realsense2_camera's image_rect_raw is). Raises ConversionError
+    "bad_camera_info" for an uncalibrated CameraInfo (K all zero) or one with no image size."""
+    k = [float(v) for v in msg.k]
+    if len(k) != 9 or not any(k):
+        raise ConversionError("bad_camera_info", "camera_info is uncalibrated (K is all zero)")
+    width, height = int(msg.width), int(msg.height)
+    x0 = y0 = 0
+    roi = msg.roi
+    if int(roi.width) > 0 and int(roi.height) > 0:  # an ROI of zero size means the whole image
+        x0, y0, width, height = int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)
+    bx, by = max(1, int(msg.binning_x)), max(1, int(msg.binning_y))  # 0 and 1 both mean no binning
+    try:
+        return CameraIntrinsics(
+            width // bx, height // by, k[0] / bx, k[4] / by, (k[2] - x0) / bx, (k[5] - y0) / by
+        )
+    except ValueError as err:
+        raise ConversionError("bad_camera_info", f"camera_info: {err}") from err
+
+
+def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, header: Header | None = None) -> CameraInfo:
+    """A CameraInfo for rectified images of these intrinsics (K = P's left block, no distortion, R = I),
+    as a driver publishes beside image_rect_raw."""
+    c = intrinsics
+    msg = CameraInfo(width=int(c.width), height=int(c.height), distortion_model="plumb_bob")
+    msg.header = _copy_header(header)
+    msg.d = [0.0] * 5
+    msg.k = [c.fx, 0.0, c.cx, 0.0, c.fy, c.cy, 0.0, 0.0, 1.0]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [c.fx, 0.0, c.cx, 0.0, 0.0, c.fy, c.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
     return msg
 
 

@@ -51,6 +51,7 @@ from midas_ros.interfaces import (
     POSES_TOPIC,
     SAMPLE_TOPICS,
 )
+from midas_ros.rig import BASE_FRAME
 from midas_ros.ros.accounting import InputAccounting
 from midas_ros.ros.conversions import ConversionError, msg_to_sample, stamp_to_ns
 from midas_ros.ros.fusion_record import FusionRecord, fusion_record_msg
@@ -175,7 +176,11 @@ class FusionNode(Node):
                 1,
                 "torch CPU threads for inference (0 = torch's default); 1 leaves cores to the adapters",
             ),
-            ("frame_id", "midas_room", "frame of the skeleton markers and poses"),
+            (
+                "frame_id",
+                BASE_FRAME,
+                "frame of the skeleton markers and poses: the base frame the adapters bring every input to",
+            ),
             (
                 "gil_switch_interval_s",
                 0.0005,

@@ -45,6 +45,44 @@ PARAM_NAMES: tuple[str, ...] = (
 PARAM_INDEX: dict[str, int] = {name: i for i, name in enumerate(PARAM_NAMES)}
 NUM_PARAMS = len(PARAM_NAMES)
 
+# The range of each parameter (degrees; metres for dx, dy and jump): the joint limits of a healthy adult
+# (shoulder elevation to vertical and a little beyond, elbow and knee hyperextension of a few degrees),
+# wide enough for every action template (motions.ACTIONS) at its largest repetition. Generated motion is
+# kept inside them (motions.sequence_motion).
+PARAM_LIMITS: dict[str, tuple[float, float]] = {
+    "dx": (-0.4, 0.4),
+    "dy": (-0.45, 0.45),
+    "jump": (0.0, 0.4),
+    "yaw": (-45.0, 45.0),
+    "bend": (-30.0, 95.0),
+    "lat": (-45.0, 45.0),
+    "twist": (-75.0, 75.0),
+    "neck": (-45.0, 60.0),
+    **{
+        f"{side}_{name}": limits
+        for side in "lr"
+        for name, limits in (
+            ("flex", (-60.0, 185.0)),
+            ("abd", (-20.0, 185.0)),
+            ("hz", (-45.0, 120.0)),
+            ("rot", (-90.0, 120.0)),
+            ("elb", (-10.0, 150.0)),
+            ("hflex", (-30.0, 125.0)),
+            ("habd", (-25.0, 65.0)),
+            ("knee", (-8.0, 150.0)),
+        )
+    },
+}
+_LINEAR_PARAMS = ("dx", "dy", "jump")
+# The same limits as arrays over PARAM_NAMES, in the units of a params array (radians, metres).
+PARAM_LOWER = np.array(
+    [PARAM_LIMITS[n][0] if n in _LINEAR_PARAMS else np.deg2rad(PARAM_LIMITS[n][0]) for n in PARAM_NAMES]
+)
+PARAM_UPPER = np.array(
+    [PARAM_LIMITS[n][1] if n in _LINEAR_PARAMS else np.deg2rad(PARAM_LIMITS[n][1]) for n in PARAM_NAMES]
+)
+assert set(PARAM_LIMITS) == set(PARAM_NAMES)
+
 
 @dataclass(frozen=True)
 class Body:
@@ -128,16 +166,23 @@ def _apply(rot: np.ndarray, vec: np.ndarray | tuple[float, float, float]) -> np.
 
 
 def forward_kinematics(
-    body: Body, params: np.ndarray, position: tuple[float, float], heading: float
+    body: Body,
+    params: np.ndarray,
+    position: tuple[float, float] | np.ndarray,
+    heading: float | np.ndarray,
 ) -> np.ndarray:
     """Joints (F, 17, 3) in the room frame from pose parameters (F, NUM_PARAMS).
 
-    position: (x, y) of the pelvis on the floor plane in the room; heading: facing direction (radians,
-    0 = +x, i.e. facing away from the rig). The body is lowered or raised so that the lower ankle rests
-    at ankle height (plus any "jump"), which keeps feet on the floor through squats and lunges.
+    position: (x, y) of the pelvis on the floor plane in the room, fixed (2,) or per frame (F, 2);
+    heading: facing direction (radians, 0 = +x, i.e. facing away from the rig), fixed or per frame (F,)
+    (a walking, turning person: see motions.sequence_motion). The body is lowered or raised so that the
+    lower ankle rests at ankle height (plus any "jump"), which keeps feet on the floor through squats and
+    lunges.
     """
     p = {name: params[:, i] for name, i in PARAM_INDEX.items()}
     frames = params.shape[0]
+    position = np.broadcast_to(np.asarray(position, dtype=np.float64), (frames, 2))
+    heading = np.broadcast_to(np.asarray(heading, dtype=np.float64), (frames,))
     root = _rot(2, heading + p["yaw"])
 
     def trunk(frac: float) -> np.ndarray:
@@ -178,8 +223,8 @@ def forward_kinematics(
 
     lowest = np.minimum(joints[:, 3, 2], joints[:, 6, 2])
     joints[:, :, 2] += (body.ankle_height - lowest + p["jump"])[:, None]
-    joints[:, :, 0] += position[0]
-    joints[:, :, 1] += position[1]
+    joints[:, :, 0] += position[:, 0:1]
+    joints[:, :, 1] += position[:, 1:2]
     return joints
 
 
@@ -187,23 +232,26 @@ def forward_kinematics(
 
 _AROUND = 12  # vertices around each capsule
 _CAP_RINGS = 3  # rings per hemispherical cap
+# The small shape-cue parts (body_segments' cues) need less: 8 around, 2 rings per cap.
+_CUE_AROUND = 8
+_CUE_CAP_RINGS = 2
 
 
-def _capsule_template() -> tuple[np.ndarray, np.ndarray]:
+def _capsule_template(around: int = _AROUND, cap_rings: int = _CAP_RINGS) -> tuple[np.ndarray, np.ndarray]:
     """Unit capsule as coefficients and triangles.
 
     A vertex of a capsule from a to b with cross-section radii (ra, rb) and cap radius rc is
     a + ra*c0*u + rb*c1*w + (|b-a|*c2 + rc*c3)*d, with (c0, c1, c2, c3) = coef[k] and d the axis.
     """
-    phi = np.linspace(0.0, 2.0 * np.pi, _AROUND, endpoint=False)
+    phi = np.linspace(0.0, 2.0 * np.pi, around, endpoint=False)
     rings = []  # (scale of the circle, end 0/1, axial offset in cap radii)
-    for k in range(_CAP_RINGS, 0, -1):  # bottom cap, from the pole towards the equator
-        theta = 0.5 * np.pi * k / (_CAP_RINGS + 1)
+    for k in range(cap_rings, 0, -1):  # bottom cap, from the pole towards the equator
+        theta = 0.5 * np.pi * k / (cap_rings + 1)
         rings.append((np.cos(theta), 0.0, -np.sin(theta)))
     rings.append((1.0, 0.0, 0.0))
     rings.append((1.0, 1.0, 0.0))
-    for k in range(1, _CAP_RINGS + 1):
-        theta = 0.5 * np.pi * k / (_CAP_RINGS + 1)
+    for k in range(1, cap_rings + 1):
+        theta = 0.5 * np.pi * k / (cap_rings + 1)
         rings.append((np.cos(theta), 1.0, np.sin(theta)))
     coef = [(0.0, 0.0, 0.0, -1.0)]  # bottom pole
     for scale, end, axial in rings:
@@ -214,21 +262,22 @@ def _capsule_template() -> tuple[np.ndarray, np.ndarray]:
 
     tris = []
     n_rings = len(rings)
-    top = 1 + n_rings * _AROUND
-    for i in range(_AROUND):
-        j = (i + 1) % _AROUND
+    top = 1 + n_rings * around
+    for i in range(around):
+        j = (i + 1) % around
         tris.append((0, 1 + j, 1 + i))
         for r in range(n_rings - 1):
-            a0, a1 = 1 + r * _AROUND + i, 1 + r * _AROUND + j
-            b0, b1 = a0 + _AROUND, a1 + _AROUND
+            a0, a1 = 1 + r * around + i, 1 + r * around + j
+            b0, b1 = a0 + around, a1 + around
             tris.append((a0, a1, b1))
             tris.append((a0, b1, b0))
-        last = 1 + (n_rings - 1) * _AROUND
+        last = 1 + (n_rings - 1) * around
         tris.append((last + i, last + j, top))
     return coef, np.array(tris, dtype=np.int64)
 
 
 _CAPSULE_COEF, _CAPSULE_TRIS = _capsule_template()
+_CUE_CAPSULE_COEF, _CUE_CAPSULE_TRIS = _capsule_template(_CUE_AROUND, _CUE_CAP_RINGS)
 
 
 @dataclass(frozen=True)
@@ -240,10 +289,24 @@ class Segments:
     radius_forward: np.ndarray  # cross-section half axis along the forward hint
     radius_side: np.ndarray
     forward: np.ndarray  # (F, S, 3) direction the first cross-section axis should follow
+    # (S,) bool: the small parts that only shape the surface (face, nose, chest, shoulder blades,
+    # buttocks, heels); a model of the body's bulk (e.g. WiFi scattering) may leave them out
+    cue: np.ndarray | None = None
 
 
-def body_segments(joints: np.ndarray, body: Body) -> Segments:
-    """The capsules of the body surface for joints (F, 17, 3) (or (17, 3))."""
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
+
+
+def body_segments(joints: np.ndarray, body: Body, cues: bool = True) -> Segments:
+    """The capsules of the body surface for joints (F, 17, 3) (or (17, 3)).
+
+    cues: add the shapes that tell a depth camera or LiDAR which way the person faces (a real body's
+    front and back differ): a face and nose in front of the head, the chest in front of an upper
+    torso whose spine lies towards the back, shoulder blades, buttocks behind the hips, a lower back set
+    forward of them (lordosis), and heels behind the ankles (the feet already point forward). False gives
+    the older, nearly front-back symmetric body (for the heading probe, benchmarks/probe_heading.py).
+    """
     j = np.asarray(joints, dtype=np.float64)
     if j.ndim == 2:
         j = j[None]
@@ -267,10 +330,27 @@ def body_segments(joints: np.ndarray, body: Body) -> Segments:
     mid_hip = 0.5 * (j[:, 1] + j[:, 4])
     mid_sh = 0.5 * (j[:, 11] + j[:, 14])
     head_base = j[:, 9] - 0.25 * (j[:, 10] - j[:, 9])
+    td, tw = body.torso_depth, body.torso_width
+    lower_start, lower_end = mid_hip - 0.02, 0.5 * (j[:, 7] + mid_hip)
+    upper_start, upper_end = j[:, 7], mid_sh - 0.5 * (mid_sh - j[:, 8])
+    lower_r, upper_r = td, td * 1.05
+    if cues:
+        # trunk frames from the joints (so they follow bend, side bend and twist)
+        up_u = _unit(j[:, 8] - j[:, 7])
+        left_u = _unit(j[:, 11] - j[:, 14])
+        fwd_u = _unit(np.cross(left_u, up_u))
+        up_l = _unit(j[:, 7] - j[:, 0])
+        fwd_l = _unit(np.cross(left, up_l))
+        # the spine lies at the back of the chest and at the front of the lower back's hollow
+        # (and the lower trunk starts 2 cm below the hips, not 2 cm off along each room axis)
+        lower_start = mid_hip - np.array([0.0, 0.0, 0.02]) + 0.05 * td * fwd_l
+        lower_end = lower_end + 0.05 * td * fwd_l
+        upper_start, upper_end = upper_start - 0.15 * td * fwd_u, upper_end - 0.15 * td * fwd_u
+        lower_r, upper_r = td * 0.95, td * 0.95
     # (start, end, radius forward, radius side)
     parts = [
-        (mid_hip - 0.02, 0.5 * (j[:, 7] + mid_hip), body.torso_depth, body.torso_width * 0.95),
-        (j[:, 7], mid_sh - 0.5 * (mid_sh - j[:, 8]), body.torso_depth * 1.05, body.torso_width),
+        (lower_start, lower_end, lower_r, tw * 0.95),
+        (upper_start, upper_end, upper_r, tw),
         (j[:, 1], j[:, 4], 0.085 * g, 0.06 * g),
         (j[:, 11], j[:, 14], 0.05 * g, 0.05 * g),
         (j[:, 8], j[:, 9] - 0.3 * (j[:, 9] - j[:, 8]), 0.045 * g, 0.045 * g),
@@ -288,21 +368,98 @@ def body_segments(joints: np.ndarray, body: Body) -> Segments:
         (j[:, 6], j[:, 6] + foot[6], 0.04, 0.045),
         (j[:, 3], j[:, 3] + foot[3], 0.04, 0.045),
     ]
+    hints = [fwd] * len(parts)
+    if cues:
+        hints[0], hints[1] = fwd_l, fwd_u
+        extra, extra_hints = _cue_parts(j, body, fwd, left, fwd_u, left_u, foot)
+        parts += extra
+        hints += extra_hints
     start = np.stack([p[0] for p in parts], axis=1)
     end = np.stack([p[1] for p in parts], axis=1)
+    forward = np.stack(hints, axis=1) if cues else np.broadcast_to(fwd[:, None, :], start.shape)
+    n_cues = len(parts) - _NUM_BASE_PARTS
+    assert n_cues in (0, len(CUE_PARTS))
     return Segments(
         start=start,
         end=end,
-        radius_forward=np.array([p[2] for p in parts]),
-        radius_side=np.array([p[3] for p in parts]),
-        forward=np.broadcast_to(fwd[:, None, :], start.shape),
+        radius_forward=np.array([p[2] for p in parts], dtype=np.float64),
+        radius_side=np.array([p[3] for p in parts], dtype=np.float64),
+        forward=forward,
+        cue=np.array([False] * _NUM_BASE_PARTS + [True] * n_cues),
     )
 
 
-def body_mesh(joints: np.ndarray, body: Body) -> tuple[np.ndarray, np.ndarray]:
+_NUM_BASE_PARTS = 18
+# The parts body_segments(..., cues=True) appends after the 18 base parts, in this order.
+CUE_PARTS: tuple[str, ...] = (
+    "face",
+    "nose",
+    "chest",
+    "left_shoulder_blade",
+    "right_shoulder_blade",
+    "left_buttock",
+    "right_buttock",
+    "left_heel",
+    "right_heel",
+)
+
+
+def _cue_parts(
+    j: np.ndarray,
+    body: Body,
+    fwd: np.ndarray,
+    left: np.ndarray,
+    fwd_u: np.ndarray,
+    left_u: np.ndarray,
+    foot: dict[int, np.ndarray],
+) -> tuple[list, list]:
+    """The shape-cue capsules (see body_segments) and their forward hints."""
+    g, td, tw = body.girth, body.torso_depth, body.torso_width
+    scale = body.height / 1.7
+    up = np.array([0.0, 0.0, 1.0])
+    parts, hints = [], []
+
+    # Head frame: the neck joint (9) to the head joint (10) is (-0.6 nose_forward, 0, head) in the head's
+    # own axes (forward_kinematics), which gives the head's forward axis hf in the sagittal plane.
+    w = j[:, 10] - j[:, 9]
+    across = np.cross(left_u, w)
+    hf = _unit(body.head * across - 0.6 * body.nose_forward * w)
+    hu = _unit(np.cross(hf, left_u))
+    nose = j[:, 9]
+    # face: a flat-fronted volume from chin to brow, 1 cm proud of the round skull, and the nose
+    parts.append((nose + 0.045 * hf - 0.05 * hu, nose + 0.04 * hf + 0.045 * hu, 0.05, 0.058))
+    parts.append((nose + 0.07 * hf + 0.015 * hu, nose + 0.1 * hf - 0.015 * hu, 0.016, 0.018))
+    hints += [hf, hu]  # the nose's first cross-section axis is vertical (its own axis points forward)
+
+    # chest: a bar across the front of the upper torso at the height of the pectorals
+    up_len = j[:, 8] - j[:, 7]
+    chest = j[:, 7] + 0.7 * up_len + 0.4 * td * fwd_u
+    half = 0.5 * tw * left_u
+    parts.append((chest - half, chest + half, 0.6 * td, 0.09 * scale))
+    hints.append(fwd_u)
+    # shoulder blades: two flat plates proud of the upper back
+    for s in (1.0, -1.0):
+        side = s * 0.4 * tw * left_u - 0.85 * td * fwd_u
+        parts.append((j[:, 7] + 0.5 * up_len + side, j[:, 7] + 0.85 * up_len + side, 0.3 * td, 0.05 * scale))
+        hints.append(fwd_u)
+    # buttocks: behind the hip joints, a little inwards; they go with the pelvis
+    for hip, s in ((4, 1.0), (1, -1.0)):
+        centre = j[:, hip] - s * 0.25 * body.hip_half_width * left - (0.45 * td + 0.03 * scale) * fwd
+        parts.append((centre - 0.06 * scale * up, centre, 0.065 * g + 0.01, 0.065 * g))
+        hints.append(fwd)
+    # heels: behind and below the ankles, opposite the toes
+    for ankle in (6, 3):
+        back = -_unit(foot[ankle] * np.array([1.0, 1.0, 0.0]))
+        a = j[:, ankle]
+        parts.append((a - 0.025 * scale * up, a + 0.045 * scale * back - 0.03 * scale * up, 0.03, 0.035))
+        hints.append(np.broadcast_to(up, back.shape))  # cross-section: height, then width
+    return parts, hints
+
+
+def body_mesh(joints: np.ndarray, body: Body, cues: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Triangle mesh of the body for one frame of joints (17, 3): (vertices (V, 3) float32, triangles
-    (T, 3) uint32)."""
-    seg = body_segments(joints, body)
+    (T, 3) uint32). cues: as body_segments."""
+    seg = body_segments(joints, body, cues)
     start, end, hint = seg.start[0], seg.end[0], seg.forward[0]
     axis = end - start
     length = np.linalg.norm(axis, axis=1, keepdims=True)
@@ -315,14 +472,25 @@ def body_mesh(joints: np.ndarray, body: Body) -> tuple[np.ndarray, np.ndarray]:
     u[bad] = np.cross(d[bad], np.array([0.0, 1.0, 0.0]))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     w = np.cross(d, u)
-    c = _CAPSULE_COEF
-    cap_r = np.minimum(seg.radius_forward, seg.radius_side)[:, None, None]
-    verts = (
-        start[:, None, :]
-        + seg.radius_forward[:, None, None] * c[None, :, 0:1] * u[:, None, :]
-        + seg.radius_side[:, None, None] * c[None, :, 1:2] * w[:, None, :]
-        + (length[:, None, :] * c[None, :, 2:3] + cap_r * c[None, :, 3:4]) * d[:, None, :]
-    )
-    n_seg, n_vert = verts.shape[:2]
-    tris = _CAPSULE_TRIS[None, :, :] + (np.arange(n_seg) * n_vert)[:, None, None]
-    return verts.reshape(-1, 3).astype(np.float32), tris.reshape(-1, 3).astype(np.uint32)
+    cap_r = np.minimum(seg.radius_forward, seg.radius_side)
+    cue = seg.cue if seg.cue is not None else np.zeros(len(cap_r), dtype=bool)
+    verts, tris, offset = [], [], 0
+    for parts, coef, template in (
+        (~cue, _CAPSULE_COEF, _CAPSULE_TRIS),
+        (cue, _CUE_CAPSULE_COEF, _CUE_CAPSULE_TRIS),
+    ):
+        if not parts.any():
+            continue
+        c = coef[None]
+        v = (
+            start[parts, None, :]
+            + seg.radius_forward[parts, None, None] * c[..., 0:1] * u[parts, None, :]
+            + seg.radius_side[parts, None, None] * c[..., 1:2] * w[parts, None, :]
+            + (length[parts, None, :] * c[..., 2:3] + cap_r[parts, None, None] * c[..., 3:4])
+            * d[parts, None, :]
+        )
+        n_seg, n_vert = v.shape[:2]
+        verts.append(v.reshape(-1, 3))
+        tris.append((template[None] + offset + (np.arange(n_seg) * n_vert)[:, None, None]).reshape(-1, 3))
+        offset += n_seg * n_vert
+    return np.concatenate(verts).astype(np.float32), np.concatenate(tris).astype(np.uint32)

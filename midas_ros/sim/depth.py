@@ -1,27 +1,18 @@
 """Depth camera: ray-cast z-depth of the room and the body, with RealSense-D435-like noise.
 
-The camera sits at DEPTH_CAMERA_POSITION (sim.sensors) looking along +x of the room (design.md). The
-image is the optical frame: z forward (room +x), x right (room -y), y down (room -z). Values are z-depth
-in mm, 0 = no return.
+A camera has intrinsics (midas_ros.rig.CameraIntrinsics) and a pose in the room (its camera_link frame:
+x along the optical axis, y left, z up). The image is the optical frame's: values are z-depth in mm
+along the optical axis, 0 = no return, column u to the right, row v down.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import open3d as o3d
 
-from midas_ros.sim.sensors import (
-    DEPTH_CAMERA_POSITION,
-    DEPTH_CX,
-    DEPTH_CY,
-    DEPTH_FX,
-    DEPTH_FY,
-    DEPTH_HEIGHT,
-    DEPTH_WIDTH,
-)
+from midas_ros.rig import MMFI_RIG, CameraIntrinsics, Pose
+from midas_ros.sim.raycast import cast
 
 # Active stereo: depth z = f * B / disparity. Disparity noise of a fraction of a pixel gives the
 # z^2 growth of the error; the baseline also casts an IR shadow left of near objects.
@@ -32,24 +23,13 @@ DEPTH_MIN_M = 0.2
 DEPTH_MAX_M = 10.0
 
 
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics of the depth image (pixels); the defaults are the simulator's camera."""
-
-    width: int = DEPTH_WIDTH
-    height: int = DEPTH_HEIGHT
-    fx: float = DEPTH_FX
-    fy: float = DEPTH_FY
-    cx: float = DEPTH_CX
-    cy: float = DEPTH_CY
+SIM_INTRINSICS = MMFI_RIG.depth_intrinsics
+SIM_CAMERA_POSE = MMFI_RIG.depth_pose  # in the room frame, for the MM-Fi rig at the room's origin
 
 
-SIM_INTRINSICS = Intrinsics()
-
-
-@lru_cache(maxsize=4)
-def _pixel_directions(intrinsics: Intrinsics = SIM_INTRINSICS) -> np.ndarray:
-    """(H, W, 3) room-frame ray directions scaled so their x component is 1 (so ray t = z-depth)."""
+@lru_cache(maxsize=8)
+def _pixel_directions(intrinsics: CameraIntrinsics) -> np.ndarray:
+    """(H, W, 3) camera_link ray directions scaled so their x component is 1 (so ray t = z-depth)."""
     k = intrinsics
     u = np.arange(k.width, dtype=np.float32)
     v = np.arange(k.height, dtype=np.float32)
@@ -60,11 +40,11 @@ def _pixel_directions(intrinsics: Intrinsics = SIM_INTRINSICS) -> np.ndarray:
 
 
 def project_to_pixels(
-    points: np.ndarray, intrinsics: Intrinsics = SIM_INTRINSICS
+    points: np.ndarray, intrinsics: CameraIntrinsics = SIM_INTRINSICS, camera_pose: Pose = SIM_CAMERA_POSE
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Room-frame points (..., 3) -> (u, v, z): pixel column, row and z-depth in metres."""
+    """Points (..., 3) in the camera pose's parent frame -> (u, v, z): pixel column, row, z-depth (m)."""
     k = intrinsics
-    rel = np.asarray(points, dtype=np.float64) - np.asarray(DEPTH_CAMERA_POSITION)
+    rel = camera_pose.from_base(points)
     z = rel[..., 0]
     with np.errstate(divide="ignore", invalid="ignore"):
         u = k.cx - k.fx * rel[..., 1] / z
@@ -72,31 +52,28 @@ def project_to_pixels(
     return u, v, z
 
 
-def _cast(vertices: np.ndarray, triangles: np.ndarray, dirs: np.ndarray) -> np.ndarray:
-    """Hit distance along dirs (..., 3) from the camera, inf where nothing is hit."""
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(triangles))
-    origin = np.broadcast_to(np.asarray(DEPTH_CAMERA_POSITION, dtype=np.float32), dirs.shape)
-    rays = np.ascontiguousarray(np.concatenate([origin, dirs], axis=-1), dtype=np.float32)
-    # A copy: .numpy() is a view that keeps open3d's buffer alive, and open3d exits the process with
-    # status 1 when its buffers outlive it (a cached background would).
-    return scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().copy()
-
-
 class DepthRenderer:
-    """Renders noise-free z-depth: the static room once, then per frame only the body's image box."""
+    """Renders noise-free z-depth: the static room once, then per frame only the body's image box.
+
+    camera_pose: the camera's pose in the room frame (the mesh's frame).
+    """
 
     def __init__(
-        self, room_vertices: np.ndarray, room_triangles: np.ndarray, intrinsics: Intrinsics = SIM_INTRINSICS
+        self,
+        room_vertices: np.ndarray,
+        room_triangles: np.ndarray,
+        intrinsics: CameraIntrinsics = SIM_INTRINSICS,
+        camera_pose: Pose = SIM_CAMERA_POSE,
     ) -> None:
         self.intrinsics = intrinsics
-        self.background = _cast(room_vertices, room_triangles, _pixel_directions(intrinsics))
+        self.camera_pose = camera_pose
+        self.background = cast(room_vertices, room_triangles, camera_pose, _pixel_directions(intrinsics))
 
     def render(self, body_vertices: np.ndarray, body_triangles: np.ndarray) -> np.ndarray:
         """(H, W) float32 z-depth in metres (inf = no hit) of the room with the body in it."""
         depth = self.background.copy()
         k = self.intrinsics
-        u, v, z = project_to_pixels(body_vertices, k)
+        u, v, z = project_to_pixels(body_vertices, k, self.camera_pose)
         front = z > 0.05
         if not front.any():
             return depth
@@ -106,7 +83,7 @@ class DepthRenderer:
         v1 = int(np.clip(np.ceil(v[front].max()) + 2, 0, k.height))
         if u1 <= u0 or v1 <= v0:
             return depth
-        hit = _cast(body_vertices, body_triangles, _pixel_directions(k)[v0:v1, u0:u1])
+        hit = cast(body_vertices, body_triangles, self.camera_pose, _pixel_directions(k)[v0:v1, u0:u1])
         np.minimum(depth[v0:v1, u0:u1], hit, out=depth[v0:v1, u0:u1])
         return depth
 
@@ -159,7 +136,7 @@ def add_depth_noise(
     depth_m: np.ndarray,
     rng: np.random.Generator,
     *,
-    fx: float = DEPTH_FX,
+    fx: float = SIM_INTRINSICS.fx,
     baseline_m: float = DEPTH_BASELINE_M,
 ) -> np.ndarray:
     """Noise-free z-depth (H, W) metres (inf = no hit) -> (H, W) uint16 mm as a D435 would report it.

@@ -1,7 +1,7 @@
 """The simulated world as real ROS drivers deliver it, at real size (numpy arrays, no ROS types).
 
-`simulate_sequence` gives MM-Fi-like training data: person-cropped LiDAR clouds and a 640 x 480 depth
-image. A deployed rig sees much more: an Ouster publishes the whole 360 deg organised scan (walls, floor,
+`simulate_sequence` gives MM-Fi-like training data (person-cropped LiDAR clouds, one depth camera of the
+rig pool). A deployed rig sees much more: an Ouster publishes the whole 360 deg organised scan (walls, floor,
 ceiling, furniture and the person; (0, 0, 0) where a beam got no return), a RealSense D435 publishes
 848 x 480 depth with its invalid band on the left edge. `DriverSimulator` renders the same people,
 motions and rooms as `simulate_sequence` (same subject/action/seed -> same joints) that way, for the
@@ -13,7 +13,10 @@ adapters' tests and benchmarks:
     depth_m = sim.depth_frame_m(0)       # the same frame as float32 metres, NaN = invalid (32FC1)
     cloud = sim.velodyne_cloud(0)        # (N, 3) float32, VLP-16-like, no-returns left out
     cloud = sim.livox_cloud(0)           # (N, 3) float32, Livox-like rosette, NaN rows = no return
-    joints = sim.joints                  # (F, 17, 3) room frame; sim.joints_in("lidar") etc.
+    joints = sim.joints                  # (F, 17, 3) base frame; sim.joints_in("lidar") etc.
+
+The sensors sit at the poses of a rig (`rig=`, default midas_ros.rig.MMFI_RIG), with the drivers' own
+models (a D435 at 848 x 480, an OS1-64, ...) instead of the rig's.
 
 Each (sensor, frame) has its own random stream, so frames can be rendered in any order and twice.
 """
@@ -24,16 +27,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import open3d as o3d
 
 from midas_ros.mmfi import layout
-from midas_ros.sim.body import body_mesh, forward_kinematics, make_body
-from midas_ros.sim.depth import DEPTH_BASELINE_M, DEPTH_MIN_M, DepthRenderer, Intrinsics, add_depth_noise
-from midas_ros.sim.generate import _streams
+from midas_ros.rig import MMFI_RIG, CameraIntrinsics, Pose, Rig
+from midas_ros.sim.body import body_mesh, make_body
+from midas_ros.sim.depth import DEPTH_BASELINE_M, DEPTH_MIN_M, DepthRenderer, add_depth_noise
+from midas_ros.sim.generate import sequence_joints
 from midas_ros.sim.lidar import LIDAR_DROPOUT, LIDAR_RANGE_STD_M
-from midas_ros.sim.motions import action_params
+from midas_ros.sim.raycast import cast
 from midas_ros.sim.room import room_mesh, room_of
-from midas_ros.sim.sensors import DEPTH_CAMERA_POSITION, FRAME_RATE_HZ, LIDAR_POSITION
+from midas_ros.sim.sensors import FRAME_RATE_HZ
 
 # Salts of the per-(sensor, frame) random streams.
 _SALT = {"ouster": 0x05, "velodyne": 0x16, "livox": 0x11, "depth": 0xD4}
@@ -105,8 +108,8 @@ class StereoDepthCamera:
     min_depth_m: float = DEPTH_MIN_M  # sets the disparity search range, hence the band's width
 
     @property
-    def intrinsics(self) -> Intrinsics:
-        return Intrinsics(self.width, self.height, self.fx, self.fy, self.cx, self.cy)
+    def intrinsics(self) -> CameraIntrinsics:
+        return CameraIntrinsics(self.width, self.height, self.fx, self.fy, self.cx, self.cy)
 
     @property
     def invalid_band_px(self) -> int:
@@ -118,17 +121,6 @@ D435 = StereoDepthCamera()
 
 
 # --- geometry helpers ------------------------------------------------------------------------------------
-
-
-def _cast(vertices: np.ndarray, triangles: np.ndarray, origin, dirs: np.ndarray) -> np.ndarray:
-    """Hit distance along unit dirs (..., 3) from origin (room frame), inf where nothing is hit."""
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(triangles))
-    origins = np.broadcast_to(np.asarray(origin, dtype=np.float32), dirs.shape)
-    rays = np.ascontiguousarray(np.concatenate([origins, dirs], axis=-1), dtype=np.float32)
-    # A copy: .numpy() is a view that keeps open3d's buffer alive, and open3d exits the process with
-    # status 1 when its buffers outlive it (a cached background would).
-    return scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().copy()
 
 
 def _ring_elevations(lidar: SpinningLidar) -> np.ndarray:
@@ -158,22 +150,22 @@ def _room(environment: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=16)
-def _lidar_background(environment: int, lidar: SpinningLidar) -> np.ndarray:
-    """Ranges (rings, columns) of the empty room, cast once per room and rig (read-only)."""
-    ranges = _cast(*_room(environment), LIDAR_POSITION, spinning_directions(lidar))
+def _lidar_background(environment: int, lidar: SpinningLidar, pose: Pose) -> np.ndarray:
+    """Ranges (rings, columns) of the empty room, cast once per room, LiDAR and pose (read-only)."""
+    ranges = cast(*_room(environment), pose, spinning_directions(lidar))
     ranges.setflags(write=False)
     return ranges
 
 
 @lru_cache(maxsize=8)
-def _depth_renderer(environment: int, intrinsics: Intrinsics) -> DepthRenderer:
-    return DepthRenderer(*_room(environment), intrinsics)
+def _depth_renderer(environment: int, intrinsics: CameraIntrinsics, pose: Pose) -> DepthRenderer:
+    return DepthRenderer(*_room(environment), intrinsics, pose)
 
 
-def _beam_window(lidar: SpinningLidar, vertices: np.ndarray) -> tuple[slice, slice]:
+def _beam_window(lidar: SpinningLidar, pose: Pose, vertices: np.ndarray) -> tuple[slice, slice]:
     """Rings and columns whose beams can hit the given vertices (room frame); all columns when the
     vertices straddle the back seam (column 0) or surround the sensor."""
-    rel = vertices.astype(np.float64) - np.asarray(LIDAR_POSITION)
+    rel = pose.from_base(vertices)
     azimuth = np.arctan2(rel[:, 1], rel[:, 0])
     elevation = np.arctan2(rel[:, 2], np.hypot(rel[:, 0], rel[:, 1]))
     half = np.deg2rad(lidar.vertical_fov_deg) / 2
@@ -238,48 +230,54 @@ def _livox_directions(livox: LivoxLidar, frame: int) -> np.ndarray:
 
 
 def ground_truth_joints(
-    subject: int, action: int, num_frames: int = layout.FRAMES_PER_SEQUENCE, seed: int = 0
+    subject: int,
+    action: int,
+    num_frames: int = layout.FRAMES_PER_SEQUENCE,
+    seed: int = 0,
+    rig: Rig = MMFI_RIG,
 ) -> np.ndarray:
-    """(F, 17, 3) float64 joints in the room frame, the same as simulate_sequence(...).joints."""
-    return DriverSimulator(subject, action, num_frames, seed).joints
+    """(F, 17, 3) float64 joints in the base frame, the same as simulate_sequence(..., rig=rig).joints."""
+    return DriverSimulator(subject, action, num_frames, seed, rig).joints
 
 
 class DriverSimulator:
     """One subject performing one action in its MM-Fi room (same placement and motion as
-    simulate_sequence with the same arguments), seen by full-size sensors as their drivers publish."""
+    simulate_sequence with the same arguments and rig), seen by full-size sensors as their drivers
+    publish them, mounted at the rig's poses (default: MM-Fi's rig)."""
 
     def __init__(
-        self, subject: int, action: int, num_frames: int = layout.FRAMES_PER_SEQUENCE, seed: int = 0
+        self,
+        subject: int,
+        action: int,
+        num_frames: int = layout.FRAMES_PER_SEQUENCE,
+        seed: int = 0,
+        rig: Rig = MMFI_RIG,
+        placement: Pose | None = None,
     ) -> None:
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be at least 1, got {num_frames}")
-        if seed < 0:
-            raise ValueError(f"seed must be non-negative, got {seed}")
-        self.environment = layout.environment_of(subject)
-        if action not in layout.ACTION_NAMES:
-            raise ValueError(f"action must be 1..{layout.NUM_ACTIONS}, got {action}")
-        self.subject, self.action, self.num_frames, self.seed = subject, action, num_frames, seed
-        # The motion part of simulate_sequence, draw for draw, so the joints match it exactly.
-        rng_motion = _streams(seed, subject, action)[0]
-        self.body = make_body(subject, seed)
-        times = np.arange(num_frames) / FRAME_RATE_HZ
-        position = (rng_motion.uniform(2.6, 3.5), rng_motion.uniform(-0.6, 0.6))
-        heading = rng_motion.uniform(-np.pi, np.pi)
-        self.joints = forward_kinematics(
-            self.body, action_params(action, times, rng_motion), position, heading
+        self.rig, self.placement, self.joints = sequence_joints(
+            subject, action, num_frames, seed, rig, placement
         )
-        self.timestamps = times
+        self.environment = layout.environment_of(subject)
+        self.subject, self.action, self.num_frames, self.seed = subject, action, num_frames, seed
+        self.body = make_body(subject, seed)
+        self.timestamps = np.arange(num_frames) / FRAME_RATE_HZ
+        self._joints_room = self.placement.to_base(self.joints)
+        self._depth_pose = self.placement.compose(rig.depth_pose)  # room frame
+        self._lidar_pose = self.placement.compose(rig.lidar_pose)
 
-    def joints_in(self, frame_id: str = "room") -> np.ndarray:
-        """(F, 17, 3) ground truth in "room", "lidar" (all LiDARs here) or "depth_optical" coordinates."""
-        if frame_id == "room":
+    def joints_in(self, frame_id: str = "base") -> np.ndarray:
+        """(F, 17, 3) ground truth in "base" (midas_base), "room", "lidar" (all LiDARs here) or
+        "depth_optical" coordinates."""
+        if frame_id == "base":
             return self.joints.copy()
+        if frame_id == "room":
+            return self._joints_room.copy()
         if frame_id == "lidar":
-            return self.joints - np.asarray(LIDAR_POSITION)
+            return self.rig.lidar_pose.from_base(self.joints)
         if frame_id == "depth_optical":
-            rel = self.joints - np.asarray(DEPTH_CAMERA_POSITION)
+            rel = self.rig.depth_pose.from_base(self.joints)
             return np.stack([-rel[..., 1], -rel[..., 2], rel[..., 0]], axis=-1)
-        raise ValueError(f"frame_id must be 'room', 'lidar' or 'depth_optical', got {frame_id!r}")
+        raise ValueError(f"frame_id must be 'base', 'room', 'lidar' or 'depth_optical', got {frame_id!r}")
 
     def _rng(self, sensor: str, frame: int) -> np.random.Generator:
         if not 0 <= frame < self.num_frames:
@@ -287,17 +285,17 @@ class DriverSimulator:
         return np.random.default_rng([self.seed, self.subject, self.action, _SALT[sensor], frame])
 
     def _mesh(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        return body_mesh(self.joints[frame], self.body)
+        return body_mesh(self._joints_room[frame], self.body)
 
     def _spin(self, frame: int, lidar: SpinningLidar, sensor: str) -> tuple[np.ndarray, np.ndarray]:
         """Measured ranges (rings, columns), 0 = no return, and the beam directions."""
         rng = self._rng(sensor, frame)
         verts, tris = self._mesh(frame)
-        ranges = _lidar_background(self.environment, lidar).copy()
-        rings, cols = _beam_window(lidar, verts)
+        ranges = _lidar_background(self.environment, lidar, self._lidar_pose).copy()
+        rings, cols = _beam_window(lidar, self._lidar_pose, verts)
         dirs = spinning_directions(lidar)
         if ranges[rings, cols].size:
-            hit = _cast(verts, tris, LIDAR_POSITION, dirs[rings, cols])
+            hit = cast(verts, tris, self._lidar_pose, dirs[rings, cols])
             np.minimum(ranges[rings, cols], hit, out=ranges[rings, cols])
         return _spin_ranges(lidar, ranges, rng), dirs
 
@@ -321,7 +319,7 @@ class DriverSimulator:
         verts = np.concatenate([room_v, body_v])
         tris = np.concatenate([room_t, body_t + np.uint32(len(room_v))])
         dirs = _livox_directions(livox, frame)
-        ranges = _cast(verts, tris, LIDAR_POSITION, dirs).astype(np.float64)
+        ranges = cast(verts, tris, self._lidar_pose, dirs).astype(np.float64)
         measured, valid = _measure(livox, ranges, np.isfinite(ranges), rng)
         points = (dirs * np.where(valid, measured, np.nan)[:, None]).astype(np.float32)
         return points
@@ -329,7 +327,7 @@ class DriverSimulator:
     def depth_frame(self, frame: int, camera: StereoDepthCamera = D435) -> np.ndarray:
         """(height, width) uint16 depth in mm (16UC1, REP 118), 0 = invalid: noise, IR shadow, holes at
         edges, speckle, out-of-range, and the invalid band on the left edge."""
-        renderer = _depth_renderer(self.environment, camera.intrinsics)
+        renderer = _depth_renderer(self.environment, camera.intrinsics, self._depth_pose)
         truth = renderer.render(*self._mesh(frame))
         depth = add_depth_noise(truth, self._rng("depth", frame), fx=camera.fx, baseline_m=camera.baseline_m)
         depth[:, : camera.invalid_band_px] = 0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,21 +18,15 @@ from midas_ros.model import FusionModel
 logger = logging.getLogger(__name__)
 
 
-def generate_dataset(root: Path, preset: str, seed: int = 0) -> None:
-    """Run the simulator CLI (`python -m midas_ros.sim.generate`) to create `root`."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "midas_ros.sim.generate",
-        "--out",
-        str(root),
-        "--preset",
-        preset,
-        "--seed",
-        str(seed),
-    ]
-    logger.info("generating the %s data set: %s", preset, " ".join(cmd))
-    subprocess.run(cmd, check=True)
+def generate_dataset(root: Path, preset: str, seed: int = 0, workers: int = 2) -> None:
+    """Simulate the `preset` data set (midas_ros.sim.presets) into `root`, each sequence through its
+    rig from the pool; `workers` processes."""
+    from midas_ros.sim.generate import generate  # open3d: only when data must be made
+    from midas_ros.sim.presets import PRESETS
+
+    spec = PRESETS[preset]
+    logger.info("generating the %s data set into %s with %d workers", preset, root, workers)
+    generate(root, spec["subjects"], spec["actions"], spec["frames"], seed, workers)
 
 
 def load_preprocessed(root: Path, cache: Path, workers: int = 2) -> PreprocessedSet:

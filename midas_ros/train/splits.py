@@ -1,12 +1,15 @@
-"""Subject-wise splits: held-out test subjects, and the training subjects' inner-train / outer-validation.
+"""Splits: held-out test subjects, rigs and actions, and the training subjects' inner-train / outer-val.
 
 Splits are by subject (never by frame) so that test and validation errors measure generalisation to new
 people, and they do not depend on the training seed, so runs with different seeds share one test set.
+Held-out rigs and actions never reach training (their frames of training subjects are left out); the
+test subjects' frames keep every rig and action, so the evaluation can slice seen against unseen.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,17 +23,35 @@ class SubjectSplit:
     inner_train: tuple[int, ...]
     outer_val: tuple[int, ...]
     test: tuple[int, ...]
+    held_out_rigs: tuple[int, ...] = ()  # rig ids (PreprocessedSet.rig) only the test set sees
+    held_out_actions: tuple[int, ...] = ()  # actions only the test set sees
 
     def to_dict(self) -> dict[str, list[int]]:
         return {k: list(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[int]]) -> SubjectSplit:
+        return cls(**{k: tuple(int(x) for x in v) for k, v in data.items()})
 
     def indices(self, subjects: np.ndarray, part: str) -> np.ndarray:
         """Row indices of `subjects` (N,) that belong to `part` ('inner_train', 'outer_val', 'test')."""
         return np.flatnonzero(np.isin(subjects, getattr(self, part)))
 
+    def rows(self, data: Any, part: str) -> np.ndarray:
+        """Row indices of a PreprocessedSet in `part`: the part's subjects, and for the training parts
+        without the held-out rigs and actions."""
+        keep = np.isin(data.subject, getattr(self, part))
+        if part != "test":
+            keep &= ~np.isin(data.rig, self.held_out_rigs) & ~np.isin(data.action, self.held_out_actions)
+        return np.flatnonzero(keep)
+
 
 def split_subjects(
-    subjects: np.ndarray | list[int], num_test: int = 2, val_fraction: float = 0.25
+    subjects: np.ndarray | list[int],
+    num_test: int = 2,
+    val_fraction: float = 0.25,
+    held_out_rigs: tuple[int, ...] = (),
+    held_out_actions: tuple[int, ...] = (),
 ) -> SubjectSplit:
     """Deterministic split of the subjects present in a dataset.
 
@@ -48,7 +69,13 @@ def split_subjects(
         raise ValueError(f"val_fraction {val_fraction} leaves no inner-training subject among {rest}")
     val = _spread_pick(rest, num_val)
     train = tuple(s for s in rest if s not in val)
-    return SubjectSplit(inner_train=train, outer_val=tuple(sorted(val)), test=tuple(sorted(test)))
+    return SubjectSplit(
+        inner_train=train,
+        outer_val=tuple(sorted(val)),
+        test=tuple(sorted(test)),
+        held_out_rigs=tuple(sorted(held_out_rigs)),
+        held_out_actions=tuple(sorted(held_out_actions)),
+    )
 
 
 def _spread_pick(subjects: list[int], count: int) -> tuple[int, ...]:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from midas_ros import MODALITIES
 from midas_ros.evaluate.metrics import M_TO_MM
+from midas_ros.evaluate.references import reference_metadata
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 from midas_ros.model import FusionModel, MidasConfig, build_model, load_checkpoint
 from midas_ros.train import state
@@ -147,6 +148,13 @@ def train_stage1(
         logger.info("stage 1 epoch %d: %s", epoch, record)
         state.save_epoch(model, {"model": optimizer}, run_dir, NAME, {"epoch": epoch, "history": history})
 
-    meta = {"stage": NAME, "settings": asdict(settings), "seed": seed, "history": history}
+    meta = {
+        "stage": NAME,
+        "settings": asdict(settings),
+        "seed": seed,
+        "history": history,
+        # The no-sensor constant pose of the training rows, for any later evaluation (references.py).
+        **reference_metadata(data.joints[train_rows]),
+    }
     state.save_final(model, run_dir, NAME, meta)
     return model.eval()

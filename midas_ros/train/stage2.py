@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from midas_ros import MODALITIES
 from midas_ros.evaluate.metrics import M_TO_MM
+from midas_ros.evaluate.references import reference_metadata
 from midas_ros.model import FusionModel, MidasConfig, MidasOutput, build_model, load_checkpoint
 from midas_ros.train import state
 from midas_ros.train.bilevel import outer_step
@@ -259,6 +260,8 @@ def train_stage2(
         "history": history,
         "weights": _weights(model),
         "encoders": "frozen stage-1 encoders (tokens cached)",
+        # The no-sensor constant pose of the training rows, for any later evaluation (references.py).
+        **reference_metadata(cache.joints[torch.from_numpy(train_rows)].numpy()),
     }
     state.save_final(model, run_dir, name, meta)
     return model.eval()

@@ -43,5 +43,6 @@ def synthetic_set(
         subject=np.repeat(np.asarray(subjects, dtype=np.int16), frames_per_subject),
         action=np.tile(np.arange(1, frames_per_subject + 1, dtype=np.int16) % 27 + 1, len(subjects)),
         frame=np.tile(np.arange(1, frames_per_subject + 1, dtype=np.int16), len(subjects)),
+        rig=np.full(len(subjects) * frames_per_subject, -1, dtype=np.int16),
         source="synthetic",
     )

@@ -1,0 +1,131 @@
+"""Depth image -> the model's depth input: the person, seen by a canonical camera in the base frame.
+
+The image is back-projected with its camera's intrinsics (sensor_msgs/CameraInfo) and pose into the
+base frame, the person is found there (preprocess.person), and only the person's points are drawn into
+a fixed virtual camera: 1.0 m above the base origin, looking level along +x, DEPTH_INPUT_HW pixels with
+the field of view of MM-Fi's camera. So a 640 x 480 camera at fx 383, an 848 x 480 one at fx 421, a
+1280 x 720 or a 640 x 576 one, mounted low or high, tilted or not, give nearly the same input for the
+same person, and walls and furniture never reach the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from midas_ros.interfaces import DEPTH_INPUT_HW
+from midas_ros.preprocess.common import PreprocessError, as_real_array
+from midas_ros.preprocess.person import PersonSearch, PersonTrack, find_person
+from midas_ros.rig import CameraIntrinsics, Pose
+
+# The canonical camera: MM-Fi's 640 x 480 fx 383 field of view (80 x 64 deg) at the input size.
+CANONICAL_HEIGHT_M = 1.0
+_H, _W = DEPTH_INPUT_HW
+CANONICAL_CAMERA = CameraIntrinsics(_W, _H, 383.0 * _W / 640, 383.0 * _W / 640, (_W - 1) / 2, (_H - 1) / 2)
+# Within a canonical pixel, the points up to this far behind the nearest are averaged (the visible
+# surface); farther ones are hidden behind it (an arm in front of the chest).
+SURFACE_DEPTH_M = 0.1
+# Clustering uses every n-th pixel such that neighbours are about 10 mrad apart (0.04 m at 4 m).
+_CLUSTER_STEP_RAD = 0.01
+MIN_PERSON_PIXELS = 50
+
+
+def back_project(
+    metres: np.ndarray, intrinsics: CameraIntrinsics, pose: Pose, rows: np.ndarray, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Base-frame points (N, 3) of the valid (> 0, finite) pixels of metres[rows][:, cols], and their
+    (row, col) indices (N, 2) in the full image. metres holds z-depth along the optical axis."""
+    k = intrinsics
+    depth = metres[np.ix_(rows, cols)]
+    valid = depth > 0  # NaN compares False
+    r, c = np.nonzero(valid)
+    z = depth[r, c].astype(np.float64)
+    u, v = cols[c].astype(np.float64), rows[r].astype(np.float64)
+    # camera_link axes: forward = optical z, left = -optical x, up = -optical y
+    body = np.stack([z, -(u - k.cx) / k.fx * z, -(v - k.cy) / k.fy * z], axis=-1)
+    return pose.to_base(body), np.stack([rows[r], cols[c]], axis=-1)
+
+
+def canonical_depth(points: np.ndarray) -> np.ndarray:
+    """Base-frame points (N, 3) -> (1, H, W) float32 image of the canonical camera: forward distance
+    (m) of the visible surface in each pixel, 0 where no point falls."""
+    k = CANONICAL_CAMERA
+    x = points[:, 0]
+    ahead = x > 0.1
+    x, y, z = x[ahead], points[ahead, 1], points[ahead, 2] - CANONICAL_HEIGHT_M
+    u = np.round(k.cx - k.fx * y / x).astype(np.int64)
+    v = np.round(k.cy - k.fy * z / x).astype(np.int64)
+    inside = (u >= 0) & (u < k.width) & (v >= 0) & (v < k.height)
+    pixel, x = v[inside] * k.width + u[inside], x[inside]
+    nearest = np.full(k.width * k.height, np.inf)
+    np.minimum.at(nearest, pixel, x)
+    surface = x <= nearest[pixel] + SURFACE_DEPTH_M
+    total = np.bincount(pixel[surface], x[surface], minlength=nearest.size).astype(np.float64)
+    count = np.bincount(pixel[surface], minlength=nearest.size)
+    image = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    return image.astype(np.float32).reshape(1, k.height, k.width)
+
+
+def preprocess_depth(
+    depth: np.ndarray,
+    intrinsics: CameraIntrinsics,
+    camera_pose: Pose,
+    *,
+    scale_to_m: float | None = None,
+    search: PersonSearch = PersonSearch(),  # frozen, so a shared default is safe
+    track: PersonTrack | None = None,
+    stamp_s: float | None = None,
+    max_range_m: float = 8.0,
+) -> np.ndarray:
+    """Depth image -> (1, H, W) float32 (DEPTH_INPUT_HW): the person drawn by the canonical camera.
+
+    depth: (H, W) integer millimetres (0 = no return, REP 118) or float metres (NaN, Inf, <= 0
+    invalid), rectified, of the camera described by intrinsics (CameraInfo) at camera_pose (base
+    frame). scale_to_m: metres per unit; None picks 0.001 for integers and 1.0 for floats. Depths
+    beyond max_range_m are ignored. track: the caller's PersonTrack (frames in order; stamp_s in
+    seconds), or None for frames that stand alone. Raises PreprocessError for unusable input:
+    bad_shape, bad_dtype, empty, no_valid_pixels, no_person, too_few_points.
+    """
+    array = as_real_array(depth, "depth")
+    if array.ndim != 2:
+        raise PreprocessError("bad_shape", f"depth must be (H, W), got shape {array.shape}")
+    if array.size == 0:
+        raise PreprocessError("empty", f"depth image is empty, shape {array.shape}")
+    if array.shape != (intrinsics.height, intrinsics.width):
+        raise PreprocessError(
+            "bad_shape",
+            f"depth image is {array.shape[1]}x{array.shape[0]} but its camera is "
+            f"{intrinsics.width}x{intrinsics.height} (camera_info of another stream?)",
+        )
+    if scale_to_m is None:
+        scale_to_m = 0.001 if np.issubdtype(array.dtype, np.integer) else 1.0
+    if not (np.isfinite(scale_to_m) and scale_to_m > 0):
+        raise ValueError(f"scale_to_m must be a positive number, got {scale_to_m}")
+    metres = array.astype(np.float32) * np.float32(scale_to_m)
+    with np.errstate(invalid="ignore"):
+        metres[~(metres <= max_range_m)] = 0.0  # NaN and beyond range -> invalid
+    if not (metres > 0).any():
+        raise PreprocessError("no_valid_pixels", "depth image has no valid pixel (all 0, NaN, Inf or <= 0)")
+
+    step = max(1, round(min(intrinsics.fx, intrinsics.fy) * _CLUSTER_STEP_RAD))
+    height, width = metres.shape
+    coarse, pixels = back_project(
+        metres, intrinsics, camera_pose, np.arange(0, height, step), np.arange(0, width, step)
+    )
+    near = track.near(stamp_s) if track is not None else None
+    person = find_person(coarse, search, near)
+
+    # Only the image window around the person's coarse pixels is back-projected at full resolution.
+    hit = pixels[person.contains(coarse)]
+    r0, c0 = np.maximum(hit.min(axis=0) - step, 0)
+    r1, c1 = hit.max(axis=0) + step + 1
+    points, _ = back_project(
+        metres, intrinsics, camera_pose, np.arange(r0, min(r1, height)), np.arange(c0, min(c1, width))
+    )
+    points = points[person.contains(points) & search.contains(points)]
+    if points.shape[0] < MIN_PERSON_PIXELS:
+        raise PreprocessError(
+            "too_few_points", f"the person has {points.shape[0]} pixels, need {MIN_PERSON_PIXELS}"
+        )
+    if track is not None:
+        track.update(person.centroid, stamp_s)
+    return canonical_depth(points)
