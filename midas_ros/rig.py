@@ -59,7 +59,7 @@ class Pose:
         return cls(*(float(t) for t in translation), float(roll), float(pitch), float(yaw))
 
     def as_list(self) -> list[float]:
-        return [self.x, self.y, self.z, self.roll, self.pitch, self.yaw]
+        return [float(v) for v in (self.x, self.y, self.z, self.roll, self.pitch, self.yaw)]
 
     @property
     def translation(self) -> np.ndarray:
