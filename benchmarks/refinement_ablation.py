@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from midas_ros.evaluate.cli import load_split
 from midas_ros.evaluate.predict import encode_all, predict_subsets, subset_errors
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 from midas_ros.model import load_checkpoint
 from midas_ros.train import state
+from midas_ros.train.splits import load_split
 
 
 def main() -> None:

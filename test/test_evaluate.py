@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
+from synthetic_data import synthetic_set
 
 from midas_ros import MODALITIES
 from midas_ros.demo.scoring import score
-from midas_ros.evaluate.cli import evaluate_run, load_split, training_rows
+from midas_ros.evaluate.cli import evaluate_run, training_rows
 from midas_ros.evaluate.metrics import frame_errors, heading_error_deg, heading_rad, pa_mpjpe_mm
 from midas_ros.evaluate.predict import mean_pose_errors, predict_subsets
 from midas_ros.evaluate.references import (
@@ -38,11 +39,10 @@ from midas_ros.evaluate.slices import facing_camera, split_slices
 from midas_ros.model import MidasConfig, load_checkpoint
 from midas_ros.sim.body import NUM_PARAMS, forward_kinematics, make_body
 from midas_ros.train.recipe import Recipe, run_recipe_on
-from midas_ros.train.splits import SubjectSplit
+from midas_ros.train.splits import SubjectSplit, load_split
 from midas_ros.train.stage1 import Stage1Settings
 from midas_ros.train.stage2 import Stage2Settings
 from midas_ros.train.subsets import SUBSET_LABELS, SUBSETS
-from midas_ros.train.synthetic import synthetic_set
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

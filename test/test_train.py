@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synthetic_data import synthetic_set
 from torch import nn
 from torch.func import functional_call
 
@@ -22,7 +23,6 @@ from midas_ros.train.splits import split_subjects
 from midas_ros.train.stage1 import Stage1Settings
 from midas_ros.train.stage2 import WEIGHT_PARAM, Stage2Settings, _FromTokens, train_stage2, training_loss
 from midas_ros.train.subsets import SUBSET_LABELS, random_present, subset_mask
-from midas_ros.train.synthetic import synthetic_set
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -42,18 +42,9 @@ from midas_ros.evaluate.slices import split_slices
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 from midas_ros.model import load_checkpoint, read_checkpoint_info, resolve_device
 from midas_ros.train import state
-from midas_ros.train.splits import SubjectSplit
+from midas_ros.train.splits import SubjectSplit, load_split
 
 logger = logging.getLogger(__name__)
-
-
-def load_split(run_dir: Path) -> SubjectSplit:
-    """The split the recipe wrote to <run>/split.json (older files without held-out rigs and actions
-    load with none held out)."""
-    path = run_dir / "split.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a recipe run folder?")
-    return SubjectSplit.from_dict(json.loads(path.read_text()))
 
 
 def training_rows(data: PreprocessedSet, split: SubjectSplit) -> np.ndarray:

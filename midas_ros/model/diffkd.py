@@ -7,6 +7,11 @@ Parts: `Bottleneck` (1-D), `NoisePredictor` (timestep embedding as a per-channel
 `LatentAutoencoder` (PTA 3.3: 1x1 conv to a smaller latent, which makes the 5 denoising steps ~4x cheaper)
 and `DiffusionRefiner`, which ties them together.
 
+Names against DiffKD's code (hunto/DiffKD): `Bottleneck`, `NoiseAdapter` and `DDIMScheduler` keep theirs;
+`NoisePredictor` is DiffKD's `DiffusionModel` (named for what it predicts); `LatentAutoencoder` is its
+`AutoEncoder`; `DiffusionRefiner` is its `DiffKD` module together with the reverse loop of its
+`DDIMPipeline`.
+
 Timesteps of the refinement: 400, 300, 200, 100, 0 (DiffKD's choice: 10 DDIM steps, second half only),
 not the public PTA code's 800, 600, 400, 200, 0. Reason: the reverse process starts from
 gamma * student + (1 - gamma) * noise, i.e. mostly the student's own signal. At t = 400 the noising

@@ -8,7 +8,9 @@ test subjects' frames keep every rig and action, so the evaluation can slice see
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,15 @@ class SubjectSplit:
         if part != "test":
             keep &= ~np.isin(data.rig, self.held_out_rigs) & ~np.isin(data.action, self.held_out_actions)
         return np.flatnonzero(keep)
+
+
+def load_split(run_dir: Path) -> SubjectSplit:
+    """The split the recipe wrote to <run>/split.json (older files without held-out rigs and actions
+    load with none held out)."""
+    path = Path(run_dir) / "split.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a recipe run folder?")
+    return SubjectSplit.from_dict(json.loads(path.read_text()))
 
 
 def split_subjects(

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from midas_ros import MODALITIES
-from midas_ros.evaluate.metrics import M_TO_MM
+from midas_ros.evaluate.metrics import mpjpe_mm
 from midas_ros.evaluate.references import reference_metadata
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 from midas_ros.model import FusionModel, MidasConfig, build_model, load_checkpoint
@@ -65,23 +65,21 @@ def single_modality_mpjpe(
 ) -> dict[str, float]:
     """MPJPE (mm) of each modality's network on the given rows (eval mode)."""
     model.eval()
-    sums = dict.fromkeys(MODALITIES, 0.0)
-    counts = dict.fromkeys(MODALITIES, 0)
+    preds: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
+    truths: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
     for start in range(0, len(rows), batch_size):
         index = rows[start : start + batch_size]
         inputs = batch_inputs(data, index, device)
         available = torch.from_numpy(data.present[index]).to(device)
-        joints = torch.from_numpy(data.joints[index]).to(device)
         for j, m in enumerate(MODALITIES):
             sel = available[:, j].nonzero(as_tuple=True)[0]
             if len(sel) == 0:
                 continue
             present = torch.zeros(len(sel), len(MODALITIES), dtype=torch.bool, device=device)
             present[:, j] = True
-            pose = model({m: inputs[m][sel]}, present).pose
-            sums[m] += float((pose - joints[sel]).norm(dim=-1).mean(dim=-1).sum())
-            counts[m] += len(sel)
-    return {m: M_TO_MM * sums[m] / counts[m] for m in MODALITIES if counts[m]}
+            preds[m].append(model({m: inputs[m][sel]}, present).pose.cpu().numpy())
+            truths[m].append(data.joints[index][sel.cpu().numpy()])
+    return {m: mpjpe_mm(np.concatenate(preds[m]), np.concatenate(truths[m])) for m in MODALITIES if preds[m]}
 
 
 def train_stage1(

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from midas_ros import MODALITIES
-from midas_ros.evaluate.metrics import M_TO_MM
+from midas_ros.evaluate.metrics import mpjpe_mm
 from midas_ros.evaluate.references import reference_metadata
 from midas_ros.model import FusionModel, MidasConfig, MidasOutput, build_model, load_checkpoint
 from midas_ros.train import state
@@ -124,14 +124,16 @@ def validation_mpjpe(
 ) -> float:
     """MPJPE (mm) on `rows` with a fixed per-frame modality subset `present` (eval mode)."""
     model.eval()
-    total = 0.0
+    preds = []
     for start in range(0, len(rows), batch):
         index = torch.from_numpy(rows[start : start + batch])
         out = model.forward_from_tokens(
             cache.batch(index, device), present[start : start + batch].to(device), False
         )
-        total += float((out.pose - cache.joints[index].to(device)).norm(dim=-1).mean(dim=-1).sum())
-    return M_TO_MM * total / max(len(rows), 1)
+        preds.append(out.pose.cpu().numpy())
+    if not preds:
+        return 0.0
+    return mpjpe_mm(np.concatenate(preds), cache.joints[torch.from_numpy(rows)].numpy())
 
 
 def train_stage2(

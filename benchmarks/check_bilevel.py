@@ -1,6 +1,6 @@
 """Measure the exact (second-order) bi-level weight gradient against its first-order approximation.
 
-    python -m midas_ros.train.check_bilevel --runs runs/wide [--steps 60] [--probes 5]
+    PYTHONPATH=. .venv/bin/python benchmarks/check_bilevel.py --runs runs/wide [--steps 60] [--probes 5]
 
 Uses a finished stage 1 of a recipe run. Trains MIDAS for `steps` inner steps from the stage-1
 encoders, and every steps/probes steps compares, on the same batches and random draws, the exact outer
@@ -23,12 +23,12 @@ from torch import Tensor
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from midas_ros.evaluate.cli import load_split
 from midas_ros.model import load_checkpoint
 from midas_ros.train import state
 from midas_ros.train.bilevel import _outer_gradient, compare_first_order
 from midas_ros.train.data import build_token_cache, load_preprocessed
 from midas_ros.train.recipe import Recipe
+from midas_ros.train.splits import load_split
 from midas_ros.train.stage2 import WEIGHT_PARAM, _FromTokens, init_from_stage1, training_loss
 from midas_ros.train.subsets import random_present
 
