@@ -59,6 +59,7 @@ class Harness(Node):
             for m in MODALITIES
         }
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.fusion: FusionNode | None = None  # the node under test, once both run
         self.lock = threading.Lock()
         self.markers: list[MarkerArray] = []
         self.poses: list[PoseArray] = []
@@ -102,14 +103,21 @@ class Harness(Node):
         t = start_ns
         for _ in range(count):
             self.set_clock(t)
+            before = {m: self._processed(m) for m in alive} if self.fusion else {}
             for m in alive:
                 self.send(m, t + (stamp_offsets_ns or {}).get(m, 0))
+            # The clock moves on only once the node holds this frame's samples: a delivery slower than a
+            # clock tick on a busy machine would otherwise look like a late sensor.
+            wait_until(lambda b=before: all(self._processed(m) > b[m] for m in b), 5)
             for k in range(1, 4):
                 time.sleep(0.025)
                 self.set_clock(t + k * PERIOD_NS // 4)
             time.sleep(0.025)
             t += PERIOD_NS
         return t
+
+    def _processed(self, modality: str) -> int:
+        return self.fusion.accounting[modality].snapshot().processed
 
     def poses_between(self, a_ns: int, b_ns: int) -> list[PoseArray]:
         with self.lock:
@@ -165,6 +173,7 @@ def running(checkpoint: str, fusion_params: list[Parameter]) -> Iterator[tuple[F
         ]
     )
     harness = Harness()
+    harness.fusion = fusion
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(fusion)
     executor.add_node(harness)
