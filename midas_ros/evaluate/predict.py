@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from midas_ros import MODALITIES
 from midas_ros.evaluate.metrics import frame_errors, pose_errors_mm
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 from midas_ros.model import FusionModel
+from midas_ros.train.data import build_token_cache
 from midas_ros.train.subsets import SUBSET_LABELS, SUBSETS, subset_mask
 
 
@@ -24,25 +24,15 @@ def encoder_fingerprint(model: FusionModel) -> str:
     return digest.hexdigest()
 
 
-@torch.no_grad()
 def encode_all(
     model: FusionModel, data: PreprocessedSet, device: torch.device, batch_size: int = 128
 ) -> dict[str, torch.Tensor]:
     """Encoder tokens {modality: (N, C, L_m)} (float32, CPU) of every frame of `data`, all modalities."""
     if not data.present.all():
         raise ValueError("evaluation needs frames with every modality present")
-    model = model.to(device).eval()
-    chunks: dict[str, list[torch.Tensor]] = {m: [] for m in MODALITIES}
-    for start in tqdm(
-        range(0, len(data), batch_size), desc=f"encode {model.kind}", unit="batch", leave=False
-    ):
-        index = np.arange(start, min(start + batch_size, len(data)))
-        arrays = data.inputs(index)
-        inputs = {m: torch.from_numpy(arrays[m]).to(device) for m in MODALITIES}
-        present = torch.ones(len(index), len(MODALITIES), dtype=torch.bool, device=device)
-        for m, t in model.encode(inputs, present).items():
-            chunks[m].append(t.cpu())
-    return {m: torch.cat(c) for m, c in chunks.items()}
+    model = model.to(device)
+    cache = build_token_cache(model, data, device, batch_size, f"encode {model.kind}", torch.float32)
+    return cache.tokens
 
 
 @torch.no_grad()

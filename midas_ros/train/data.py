@@ -68,11 +68,12 @@ def build_token_cache(
     device: torch.device,
     batch_size: int = 128,
     desc: str = "tokens",
+    dtype: torch.dtype = torch.float16,
 ) -> TokenCache:
-    """Run the (frozen, eval-mode) encoders once over all frames of `data`.
+    """Run the (frozen, eval-mode) encoders once over all frames of `data`: the one place that does.
 
-    Stored as float16 to halve the memory (tokens are post-ReLU activations of order 1; the relative
-    rounding of 5e-4 is far below the noise of training).
+    Stored as float16 by default to halve the memory (tokens are post-ReLU activations of order 1; the
+    relative rounding of 5e-4 is far below the noise of training); evaluation asks for float32.
     """
     model.eval()
     n = len(data)
@@ -83,6 +84,6 @@ def build_token_cache(
         out = model.encode(batch_inputs(data, index, device), present)
         for m in MODALITIES:
             if m not in tokens:
-                tokens[m] = torch.zeros((n, *out[m].shape[1:]), dtype=torch.float16)
-            tokens[m][index] = out[m].to("cpu", torch.float16)
+                tokens[m] = torch.zeros((n, *out[m].shape[1:]), dtype=dtype)
+            tokens[m][index] = out[m].to("cpu", dtype)
     return TokenCache(tokens, torch.from_numpy(data.present.copy()), torch.from_numpy(data.joints.copy()))
