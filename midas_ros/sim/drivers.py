@@ -30,9 +30,9 @@ import numpy as np
 
 from midas_ros.mmfi import layout
 from midas_ros.rig import MMFI_RIG, CameraIntrinsics, Pose, Rig
-from midas_ros.sim.body import body_mesh, make_body
+from midas_ros.sim.body import body_mesh
 from midas_ros.sim.depth import DEPTH_BASELINE_M, DEPTH_MIN_M, DepthRenderer, add_depth_noise
-from midas_ros.sim.generate import sequence_joints
+from midas_ros.sim.generate import sequence_setup
 from midas_ros.sim.lidar import LIDAR_DROPOUT, LIDAR_RANGE_STD_M
 from midas_ros.sim.raycast import cast
 from midas_ros.sim.room import room_mesh, room_of
@@ -254,16 +254,15 @@ class DriverSimulator:
         rig: Rig = MMFI_RIG,
         placement: Pose | None = None,
     ) -> None:
-        self.rig, self.placement, self.joints = sequence_joints(
+        self.rig, self.placement, self.body, self.joints = sequence_setup(
             subject, action, num_frames, seed, rig, placement
         )
         self.environment = layout.environment_of(subject)
         self.subject, self.action, self.num_frames, self.seed = subject, action, num_frames, seed
-        self.body = make_body(subject, seed)
         self.timestamps = np.arange(num_frames) / FRAME_RATE_HZ
         self._joints_room = self.placement.to_base(self.joints)
-        self._depth_pose = self.placement.compose(rig.depth_pose)  # room frame
-        self._lidar_pose = self.placement.compose(rig.lidar_pose)
+        self._depth_pose = self.placement.compose(self.rig.depth_pose)  # room frame
+        self._lidar_pose = self.placement.compose(self.rig.lidar_pose)
 
     def joints_in(self, frame_id: str = "base") -> np.ndarray:
         """(F, 17, 3) ground truth in "base" (midas_base), "room", "lidar" (all LiDARs here) or

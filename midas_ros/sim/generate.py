@@ -22,7 +22,7 @@ from tqdm import tqdm
 from midas_ros.mmfi import layout
 from midas_ros.preprocess import PreprocessError, crop_person
 from midas_ros.rig import MMFI_RIG, Pose, Rig, read_rig, write_rig
-from midas_ros.sim.body import body_mesh, forward_kinematics, make_body
+from midas_ros.sim.body import Body, body_mesh, forward_kinematics, make_body
 from midas_ros.sim.csi import simulate_csi
 from midas_ros.sim.depth import DepthRenderer, add_depth_noise
 from midas_ros.sim.lidar import LidarScanner
@@ -56,16 +56,17 @@ def _streams(seed: int, subject: int, action: int) -> list[np.random.Generator]:
     return [np.random.default_rng(c) for c in children]
 
 
-def sequence_joints(
+def sequence_setup(
     subject: int,
     action: int,
     num_frames: int,
     seed: int,
     rig: Rig | None = None,
     placement: Pose | None = None,
-) -> tuple[Rig, Pose, np.ndarray]:
-    """The rig, its placement in the room and the joints (F, 17, 3) in its base frame of one sequence
-    (the part of simulate_sequence that sensors do not change; midas_ros.sim.drivers reuses it).
+) -> tuple[Rig, Pose, Body, np.ndarray]:
+    """The rig, its placement in the room, the subject's body and the joints (F, 17, 3) in the base
+    frame of one sequence: the part of simulate_sequence that sensors do not change (sim.drivers reuses
+    it).
 
     placement: the base frame's pose in the room; None = the room's origin for MM-Fi's rig, else the
     sequence's own draw (sim.rigs.rig_placement). The person's motion is the same in the base frame
@@ -86,7 +87,7 @@ def sequence_joints(
     times = np.arange(num_frames) / FRAME_RATE_HZ
     motion = sequence_motion(action, times, rng_motion)
     joints = forward_kinematics(body, motion.params, motion.positions, motion.headings)
-    return rig, placement, joints
+    return rig, placement, body, joints
 
 
 def simulate_sequence(
@@ -99,12 +100,11 @@ def simulate_sequence(
 ) -> SimSequence:
     """Simulate one subject performing one action, num_frames frames at 10 Hz, all modalities, seen
     through `rig` (None: the sequence's rig from the pool, midas_ros.sim.rigs) placed in the room at
-    `placement` (see sequence_joints)."""
+    `placement` (see sequence_setup)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    rig, placement, joints = sequence_joints(subject, action, num_frames, seed, rig, placement)
+    rig, placement, body, joints = sequence_setup(subject, action, num_frames, seed, rig, placement)
     _, rng_depth, rng_lidar, rng_csi = _streams(seed, subject, action)
-    body = make_body(subject, seed)
     room = room_of(layout.environment_of(subject))
     joints_room = placement.to_base(joints)
     meshes = [body_mesh(j, body) for j in joints_room]
@@ -139,10 +139,10 @@ def sequence_csi(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The CSI amplitude and phase of simulate_sequence(...) alone, without rendering the rest (each
     modality draws from its own stream, so the result is the same)."""
-    rig, placement, joints = sequence_joints(subject, action, num_frames, seed, rig)
+    _, placement, body, joints = sequence_setup(subject, action, num_frames, seed, rig)
     rng_csi = _streams(seed, subject, action)[3]
     room = room_of(layout.environment_of(subject))
-    return simulate_csi(placement.to_base(joints), make_body(subject, seed), room, rng_csi)
+    return simulate_csi(placement.to_base(joints), body, room, rng_csi)
 
 
 def rewrite_csi(root: Path | str, subject: int, action: int, num_frames: int, seed: int = 0) -> Path:
