@@ -36,6 +36,7 @@ setup(
             "midas_generate = midas_ros.sim.generate:main",
             "midas_train = midas_ros.train.recipe:main",
             "midas_evaluate = midas_ros.evaluate.cli:main",
+            "midas_replay = midas_ros.replay.cli:main",
         ],
     },
 )

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.func import functional_call
-from torch.nn import functional as F
 
 from midas_ros.model import load_checkpoint
 from midas_ros.train import state
@@ -29,6 +28,7 @@ from midas_ros.train.bilevel import _outer_gradient, compare_first_order
 from midas_ros.train.data import build_token_cache, load_preprocessed
 from midas_ros.train.recipe import Recipe
 from midas_ros.train.splits import load_split
+from midas_ros.train.stage1 import pose_loss
 from midas_ros.train.stage2 import WEIGHT_PARAM, _FromTokens, init_from_stage1, training_loss
 from midas_ros.train.subsets import random_present
 
@@ -63,13 +63,14 @@ def measure(run_dir: Path, data_root: Path, steps: int, probes: int, seed: int =
     def batch(rows: np.ndarray) -> tuple:
         index = torch.from_numpy(rng.choice(rows, settings.batch_size, replace=False))
         present = random_present(cache.available[index], g)
-        return cache.batch(index, device), present, cache.joints[index]
+        tokens, anchor = cache.batch(index, present, device)
+        return tokens, present, anchor, cache.joints[index]
 
     def inner_fn(params: dict[str, Tensor], b: tuple) -> Tensor:
-        return training_loss(functional_call(wrapper, params, (b[0], b[1], True)), b[2], settings)[0]
+        return training_loss(functional_call(wrapper, params, (*b[:3], True)), b[3], settings)[0]
 
     def outer_fn(params: dict[str, Tensor], b: tuple) -> Tensor:
-        return F.mse_loss(functional_call(wrapper, params, (b[0], b[1], False)).pose, b[2])
+        return pose_loss(functional_call(wrapper, params, (*b[:3], False)).pose, b[3])
 
     records = []
     probe_every = max(1, steps // probes)
@@ -86,8 +87,8 @@ def measure(run_dir: Path, data_root: Path, steps: int, probes: int, seed: int =
             records.append({"step": step, **stats, **timing})
             print(json.dumps(records[-1]))
         model.train()
-        out = model.forward_from_tokens(tb[0], tb[1], True)
-        loss, _ = training_loss(out, tb[2], settings)
+        out = model.forward_from_tokens(*tb[:3], True)
+        loss, _ = training_loss(out, tb[3], settings)
         inner_opt.zero_grad(set_to_none=True)
         loss.backward()
         inner_opt.step()

@@ -3,8 +3,9 @@
 Renders single frames of simulated people (all 40 subjects in their rooms, a random action pose from
 midas_ros.sim.motions, a random spot in the camera's view and a uniformly random heading) with MM-Fi's
 depth camera (midas_ros.rig.MMFI_RIG, D435-like noise), runs them through the model's depth
-preprocessing (midas_ros.preprocess.preprocess_depth: the person alone, in a canonical camera), cuts a
-person-centred, metric crop (5 cm cells, 1.2 m wide, floor to 2 m) and fits two probes, five-fold by
+preprocessing (midas_ros.preprocess.preprocess_depth: the person's visible surface as base-frame
+points), draws them into a person-centred, metric crop (5 cm cells, 1.2 m wide, floor to 2 m, looking
+along the line of sight to the person) and fits two probes, five-fold by
 subject (8 test subjects a fold, every frame tested once):
 
 - ridge regression from the crop's pixels to (cos, sin) of the heading relative to the viewing ray;
@@ -35,7 +36,6 @@ import numpy as np
 from benchmarks.machine import cpu_model
 from midas_ros.mmfi.layout import environment_of
 from midas_ros.preprocess import PreprocessError, preprocess_depth
-from midas_ros.preprocess.depth import CANONICAL_CAMERA, CANONICAL_HEIGHT_M
 from midas_ros.rig import MMFI_RIG
 from midas_ros.sim.body import body_mesh, forward_kinematics, make_body
 from midas_ros.sim.depth import DepthRenderer, add_depth_noise
@@ -55,22 +55,24 @@ def wrap(angle: np.ndarray) -> np.ndarray:
     return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
 
 
-def crop(image: np.ndarray) -> np.ndarray:
-    """Canonical depth (1, H, W) -> (2, len(HEIGHTS), len(LATERAL)): depth relative to the person's
-    median depth (clipped, 0 off the person) and the person mask, on a metric grid around the person."""
-    img = image[0]
-    mask = img > 0
-    d = float(np.median(img[mask]))
-    cols = np.nonzero(mask)[1]
-    k = CANONICAL_CAMERA
-    uc = float(cols.mean())
-    u = np.round(uc + k.fx * LATERAL / d).astype(int)
-    v = np.round(k.cy - k.fy * (HEIGHTS - CANONICAL_HEIGHT_M) / d).astype(int)
-    inside = (v[:, None] >= 0) & (v[:, None] < k.height) & (u[None] >= 0) & (u[None] < k.width)
-    sample = img[np.clip(v, 0, k.height - 1)[:, None], np.clip(u, 0, k.width - 1)[None]]
-    sample = np.where(inside, sample, 0.0)
-    on = sample > 0
-    rel = np.where(on, np.clip(sample - d, -REL_CLIP_M, REL_CLIP_M), 0.0)
+def crop(points: np.ndarray) -> np.ndarray:
+    """The depth input's base-frame points (N, 3) -> (2, len(HEIGHTS), len(LATERAL)): seen along the
+    horizontal line of sight from the base origin to the points' mean, each cell's nearest distance
+    relative to the person's median distance (clipped, 0 off the person), and the person mask."""
+    points = np.asarray(points, dtype=np.float64)
+    centre = points[:, :2].mean(axis=0)
+    c, s = centre / np.linalg.norm(centre)
+    forward = c * points[:, 0] + s * points[:, 1]  # along the line of sight
+    right = s * points[:, 0] - c * points[:, 1]  # 0 at the centre, positive to the viewer's right
+    d = float(np.median(forward))
+    col = np.round((right - LATERAL[0]) / CELL_M).astype(int)
+    row = np.round((HEIGHTS[0] - points[:, 2]) / CELL_M).astype(int)
+    inside = (col >= 0) & (col < len(LATERAL)) & (row >= 0) & (row < len(HEIGHTS))
+    nearest = np.full(len(HEIGHTS) * len(LATERAL), np.inf)
+    np.minimum.at(nearest, row[inside] * len(LATERAL) + col[inside], forward[inside])
+    nearest = nearest.reshape(len(HEIGHTS), len(LATERAL))
+    on = np.isfinite(nearest)
+    rel = np.where(on, np.clip(nearest - d, -REL_CLIP_M, REL_CLIP_M), 0.0)
     return np.stack([rel, on.astype(np.float64)]).astype(np.float32)
 
 
@@ -96,10 +98,10 @@ def render_subject(subject: int, per_subject: int, seed: int) -> dict[str, np.nd
             depth = renderer.render(*body_mesh(joints, body, cues))
             depth_mm = add_depth_noise(depth, np.random.default_rng(noise_seed))
             try:
-                image = preprocess_depth(depth_mm, MMFI_RIG.depth_intrinsics, MMFI_RIG.depth_pose)
+                points = preprocess_depth(depth_mm, MMFI_RIG.depth_intrinsics, MMFI_RIG.depth_pose)
             except PreprocessError:
                 break
-            out[cues] = crop(image)
+            out[cues] = crop(points)
         if len(out) < 2:
             rejected += 1
             continue

@@ -33,12 +33,12 @@ DIAGNOSTICS_TOPIC = "/diagnostics"  # absolute by ROS convention (diagnostic_agg
 TF_STATIC_TOPIC = "/tf_static"  # absolute by ROS convention (tf2)
 
 # -- the model's inputs (preprocess.py produces them, the model and the sample topics carry them) --------
-DEPTH_INPUT_HW: tuple[int, int] = (96, 128)  # (H, W) of the depth image, metres, 0 = invalid
-LIDAR_NUM_POINTS = 512  # x, y, z points in the LiDAR frame
+DEPTH_NUM_POINTS = 5120  # x, y, z of the person's visible surface (2 cm voxels), base frame
+LIDAR_NUM_POINTS = 512  # x, y, z of the person's points, base frame
 CSI_RAW_SHAPE: tuple[int, int, int] = (3, 114, 10)  # antennas x subcarriers x packets, amplitude or phase
 CSI_INPUT_SHAPE: tuple[int, int, int] = (2 * CSI_RAW_SHAPE[0], *CSI_RAW_SHAPE[1:])  # amplitude + phase
 INPUT_SHAPES: dict[str, tuple[int, ...]] = {
-    "depth": (1, *DEPTH_INPUT_HW),
+    "depth": (DEPTH_NUM_POINTS, 3),
     "lidar": (LIDAR_NUM_POINTS, 3),
     "csi": CSI_INPUT_SHAPE,
 }

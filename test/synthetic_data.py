@@ -1,13 +1,15 @@
 """Small synthetic PreprocessedSet arrays for tests and smoke runs of the training code (no simulator).
 
 Each frame's pose is a base skeleton moved by a 3-D latent; every modality carries the latent in its own
-way (depth level, LiDAR shift, a CSI pattern), with CSI the noisiest, so models can learn something.
+way (the depth points' height and width, the LiDAR points' height, a CSI pattern), with CSI the noisiest,
+so models can learn something. Depth and LiDAR are points of a box-shaped "person" 3 m ahead.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from midas_ros.interfaces import INPUT_SHAPES
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 
 
@@ -24,9 +26,14 @@ def synthetic_set(
     base = rng.normal(scale=0.3, size=(17, 3)).astype(np.float32) + np.array([3.0, 0.0, 1.0], np.float32)
     joints = base + 0.2 * latent[:, None, :] + rng.normal(scale=0.01, size=(n, 17, 3)).astype(np.float32)
 
-    depth = np.full((n, 1, 96, 128), 3.0, dtype=np.float32) + 0.3 * latent[:, 0, None, None, None]
-    depth[:, :, :, :64] += 0.2 * latent[:, 1, None, None, None]
-    lidar = rng.normal(scale=0.2, size=(n, 512, 3)).astype(np.float32) + 0.3 * latent[:, None, :]
+    def person(count: int, height: np.ndarray, width: np.ndarray) -> np.ndarray:
+        unit = rng.uniform(0, 1, size=(n, count, 3)).astype(np.float32)
+        x = 2.9 + 0.2 * unit[..., 0]
+        y = (unit[..., 1] - 0.5) * width[:, None]
+        return np.stack([x, y, unit[..., 2] * height[:, None]], axis=-1)
+
+    depth = person(INPUT_SHAPES["depth"][0], 1.7 + 0.2 * latent[:, 0], 0.5 + 0.2 * latent[:, 1])
+    lidar = person(INPUT_SHAPES["lidar"][0], 1.7 + 0.2 * latent[:, 0], 0.5 + 0.2 * latent[:, 1])
     csi = rng.normal(scale=1.0, size=(n, 6, 114, 10)).astype(np.float32)
     csi[:, :3] += latent[:, 2, None, None, None]
 

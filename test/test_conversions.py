@@ -10,6 +10,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from midas_ros.demo.cloud_layouts import DRIVER_LAYOUTS, SCAN_PERIOD_S, driver_cloud, driver_points
+from midas_ros.interfaces import DEPTH_NUM_POINTS, INPUT_SHAPES
 from midas_ros.rig import CameraIntrinsics
 from midas_ros.ros.conversions import (
     ConversionError,
@@ -342,18 +343,52 @@ def test_csi_rejections():
 
 def test_sample_messages_roundtrip():
     rng = np.random.default_rng(5)
+    # The depth sample as preprocess_depth gives it: the person's base-frame points, repeated in order
+    # up to the fixed count when there are fewer voxels.
+    person = rng.normal([3.0, 0.0, 0.9], [0.1, 0.2, 0.45], (1700, 3)).astype(np.float32)
     samples = {
-        "depth": rng.random((1, 96, 128), dtype=np.float32),
+        "depth": person[np.arange(DEPTH_NUM_POINTS) % len(person)],
         "lidar": rng.normal(size=(512, 3)).astype(np.float32),
         "csi": rng.normal(size=(6, 114, 10)).astype(np.float32),
     }
+    assert {m: s.shape for m, s in samples.items()} == INPUT_SHAPES
     for modality, sample in samples.items():
         msg = sample_to_msg(modality, sample, header(3, 4, modality))
+        assert isinstance(msg, PointCloud2)
         assert msg.header.stamp.sec == 3 and msg.header.frame_id == modality
         back = msg_to_sample(modality, msg)
-        assert back.shape == sample.shape
+        assert back.shape == sample.shape and back.dtype == np.float32
         np.testing.assert_array_equal(back, sample)
-    assert sample_to_msg("depth", samples["depth"]).encoding == "32FC1"
+
+
+def test_depth_and_lidar_samples_are_the_same_xyz_cloud():
+    """Both point samples travel as one unorganised x, y, z float32 cloud, built by the same function."""
+    points = np.random.default_rng(7).normal([3.0, 0.0, 0.9], 0.3, (DEPTH_NUM_POINTS, 3)).astype(np.float32)
+    depth, lidar = sample_to_msg("depth", points, header()), sample_to_msg("lidar", points, header())
+    expected = xyz_to_pointcloud2(points, header())
+    for msg in (depth, lidar):
+        assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, DEPTH_NUM_POINTS, 12, 12 * 5120)
+        assert [(f.name, f.offset, f.datatype, f.count) for f in msg.fields] == [
+            ("x", 0, F32, 1),
+            ("y", 4, F32, 1),
+            ("z", 8, F32, 1),
+        ]
+        assert bytes(msg.data) == bytes(expected.data)
+    # Any x, y, z cloud is read back, extra fields and padding too (here a Velodyne driver's layout).
+    cloud, xyz = velodyne_cloud(40)
+    np.testing.assert_array_equal(msg_to_sample("depth", cloud), xyz)
+
+
+@pytest.mark.parametrize("modality", ["depth", "lidar"])
+def test_point_samples_of_the_wrong_shape_are_refused(modality):
+    """Not (N, 3): the old (1, 96, 128) depth image, an (N, 4) cloud with intensity, a flat array."""
+    for shape in ((1, 96, 128), (96, 128), (512, 4), (1536,)):
+        with pytest.raises(ConversionError) as err:
+            sample_to_msg(modality, np.ones(shape, np.float32))
+        assert err.value.reason == "bad_shape", shape
+    with pytest.raises(ConversionError) as err:  # a cloud without x, y, z (here CSI) on the topic
+        msg_to_sample(modality, csi_to_pointcloud2(np.ones((3, 4, 2)), np.ones((3, 4, 2))))
+    assert err.value.reason == "missing_fields"
 
 
 @pytest.mark.parametrize("order", [("x", "y", "z"), ("z", "x", "y")], ids=["consecutive", "shuffled"])

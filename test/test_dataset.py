@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from midas_ros.interfaces import DEPTH_NUM_POINTS
 from midas_ros.mmfi import layout
 from midas_ros.mmfi.dataset import MMFiDataset
 from midas_ros.rig import MMFI_RIG
@@ -310,11 +311,15 @@ def test_preprocessed_set_marks_missing_and_rejected(preprocessed_tree: Path) ->
     assert built.present[rows[11, 2]].tolist() == [True, False, True]
     assert not built.depth[rows[11, 1]].any()
     assert not built.lidar[rows[11, 2]].any()
-    person = built.depth[rows[1, 2]]
-    np.testing.assert_allclose(person[person > 0], 3.0)  # the slab at 3 m, seen by the canonical camera
-    assert 100 < (person > 0).sum() < 600
+    # the slab at 3 m (0.5 m wide, 0.15 to 1.7 m high) as base-frame points, float16 (1 mm steps here)
+    person = built.depth[rows[1, 2]].astype(np.float64)
+    np.testing.assert_allclose(person[:, 0], 3.0, atol=2e-3)
+    assert np.abs(person[:, 1]).max() < 0.25 + 2e-3
+    assert person[:, 2].min() > 0.15 - 2e-3 and person[:, 2].max() < 1.7 + 2e-3
+    assert person[:, 1].min() < -0.23 and person[:, 1].max() > 0.23 and person[:, 2].max() > 1.68
+    assert 0.9 * 25 * 78 < len(np.unique(person, axis=0)) < 1.1 * 25 * 78  # its 2 cm voxels
     np.testing.assert_allclose(built.joints[rows[11, 2]], _code(11, 2, 2) / 1000.0, rtol=1e-6)
-    assert built.depth.shape == (5, 1, 96, 128) and built.depth.dtype == np.float16
+    assert built.depth.shape == (5, DEPTH_NUM_POINTS, 3) and built.depth.dtype == np.float16
     assert built.lidar.shape == (5, 512, 3) and built.lidar.dtype == np.float32
     assert built.csi.shape == (5, 6, 114, 10) and built.csi.dtype == np.float16
     batch = built.inputs([0, 1])

@@ -20,9 +20,11 @@ from rclpy.serialization import serialize_message
 
 from midas_ros.demo import scenario
 from midas_ros.demo.run import run_demo
-from midas_ros.demo.scoring import UNKNOWN_SUBSET, match_to_ground_truth, read_skeletons, score
+from midas_ros.demo.scoring import score
 from midas_ros.interfaces import FUSION_TOPIC, POSES_TOPIC
 from midas_ros.model import MIDAS, save_checkpoint, tiny_config
+from midas_ros.replay.scoring import match_to_ground_truth
+from midas_ros.replay.skeleton_bag import UNKNOWN_SUBSET, read_skeletons
 from midas_ros.ros.bag_io import BagRecorder, read_pose_arrays, resolved_topic
 from midas_ros.ros.fusion_record import FusionRecord, fusion_record_msg
 from midas_ros.ros.markers import pose_array

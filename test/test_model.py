@@ -199,10 +199,12 @@ def test_encode_then_forward_from_tokens_equals_forward() -> None:
     model = MIDAS(tiny_config()).eval()
     inputs, present = make_inputs(3), torch.tensor([[1, 0, 1], [0, 1, 0], [1, 1, 1]], dtype=torch.bool)
     with torch.no_grad():
-        tokens = model.encode(inputs, present)
+        anchor = model.anchors(inputs, present)
+        tokens = model.encode(inputs, present, anchor)
         assert set(tokens) == set(MODALITIES)
         assert (tokens["depth"][1] == 0).all()
-        assert torch.equal(model.forward_from_tokens(tokens, present).pose, model(inputs, present).pose)
+        pose = model.forward_from_tokens(tokens, present, anchor).pose
+        assert torch.equal(pose, model(inputs, present).pose)
 
 
 def test_eval_output_is_deterministic_and_batch_independent() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from midas_ros.interfaces import CSI_INPUT_SHAPE, DEPTH_INPUT_HW, LIDAR_NUM_POINTS
+from midas_ros.interfaces import CSI_INPUT_SHAPE, DEPTH_NUM_POINTS, INPUT_SHAPES, LIDAR_NUM_POINTS
 from midas_ros.preprocess import (
     PersonSearch,
     PersonTrack,
@@ -15,7 +15,7 @@ from midas_ros.preprocess import (
     preprocess_depth,
     preprocess_lidar,
 )
-from midas_ros.preprocess.depth import CANONICAL_CAMERA, CANONICAL_HEIGHT_M, back_project, canonical_depth
+from midas_ros.preprocess.depth import DEPTH_VOXEL_M, back_project, fixed_count, voxel_means
 from midas_ros.preprocess.lidar import valid_points
 from midas_ros.rig import MMFI_RIG, CameraIntrinsics, Pose
 
@@ -58,12 +58,20 @@ def scene_m() -> np.ndarray:
     return _render(MMFI_K, MMFI_RIG.depth_pose).astype(np.float32)
 
 
-def _canonical_points(image: np.ndarray) -> np.ndarray:
-    """The base-frame points (N, 3) of a canonical depth image's non-zero pixels."""
-    k = CANONICAL_CAMERA
-    v, u = np.nonzero(image[0])
-    x = image[0, v, u].astype(np.float64)
-    return np.stack([x, -(u - k.cx) / k.fx * x, CANONICAL_HEIGHT_M - (v - k.cy) / k.fy * x], axis=-1)
+@pytest.fixture(scope="module")
+def level_out(scene_m: np.ndarray) -> np.ndarray:
+    """preprocess_depth of scene_m with MM-Fi's camera and pose."""
+    return preprocess_depth(scene_m, MMFI_K, MMFI_RIG.depth_pose)
+
+
+def _in_box(points: np.ndarray, box: tuple, tol: float = 1e-4) -> np.ndarray:
+    lo, hi = np.asarray(box[0]) - tol, np.asarray(box[1]) + tol
+    return np.all((points >= lo) & (points <= hi), axis=1)
+
+
+def _voxel_keys(points: np.ndarray) -> set[tuple[int, ...]]:
+    """The DEPTH_VOXEL_M grid cells that points fall in (a voxel mean lies in its own cell)."""
+    return set(map(tuple, np.floor(np.asarray(points, np.float64) / DEPTH_VOXEL_M).astype(int).tolist()))
 
 
 def _distance_to_skeleton(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
@@ -80,32 +88,44 @@ def _distance_to_skeleton(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
 # --- depth ----------------------------------------------------------------------------------------
 
 
-def test_depth_output_is_the_person_in_the_canonical_camera(scene_m: np.ndarray) -> None:
-    out = preprocess_depth(scene_m, MMFI_K, MMFI_RIG.depth_pose)
-    assert out.shape == (1, *DEPTH_INPUT_HW) and out.dtype == np.float32
-    # Only the person's front face (x = 2.85 m) is drawn: no floor, table or wall pixel.
-    values = out[out > 0]
-    np.testing.assert_allclose(values, PERSON_BOX[0][0], atol=1e-4)
-    points = _canonical_points(out)
-    assert np.abs(points[:, 1]).max() < 0.2 + 0.05  # the column's width, plus a pixel
-    assert points[:, 2].min() > PersonSearch().floor_m - 0.05 and points[:, 2].max() < 1.7 + 0.05
-    # and all of it: the face projects to about this many canonical pixels (x 0.4 m by 1.6 m at 2.85 m)
-    k = CANONICAL_CAMERA
-    expected = (k.fx * 0.4 / 2.85) * (k.fy * (1.7 - PersonSearch().floor_m) / 2.85)
-    assert 0.85 * expected < values.size < 1.25 * expected
+def test_depth_output_is_the_persons_surface_in_the_base_frame(level_out: np.ndarray) -> None:
+    out = level_out
+    assert out.shape == (DEPTH_NUM_POINTS, 3) == INPUT_SHAPES["depth"] and out.dtype == np.float32
+    # Every point is on the person's front face (x = 2.85 m), the only face a level camera 1.0 m up
+    # sees: none on the floor, the table or the back wall.
+    assert _in_box(out, PERSON_BOX).all()
+    np.testing.assert_allclose(out[:, 0], PERSON_BOX[0][0], atol=1e-4)
+    assert not _in_box(out, TABLE_BOX, tol=0.05).any()
+    assert out[:, 2].min() > PersonSearch().floor_m - 1e-4  # the floor cut
+    # and all of the face: 0.4 m wide from the floor cut to 1.7 m, in 2 cm voxels (voxel means lie
+    # within half a voxel of the face's edges), each voxel once or repeated up to the fixed count
+    y, z = out[:, 1], out[:, 2]
+    assert y.min() < -0.2 + DEPTH_VOXEL_M and y.max() > 0.2 - DEPTH_VOXEL_M
+    assert z.min() < PersonSearch().floor_m + DEPTH_VOXEL_M and z.max() > 1.7 - DEPTH_VOXEL_M
+    voxels = len(np.unique(out, axis=0))
+    expected = (0.4 / DEPTH_VOXEL_M) * ((1.7 - PersonSearch().floor_m) / DEPTH_VOXEL_M)  # 1600
+    assert 0.95 * expected < voxels < 1.1 * expected
+    assert len(_voxel_keys(out)) == voxels  # one point per voxel
+    # fewer voxels than the count: repeated in order, so the first `voxels` rows are all of them
+    assert len(np.unique(out[:voxels], axis=0)) == voxels
+    np.testing.assert_array_equal(out[voxels : 2 * voxels], out[:voxels])
 
 
-def test_depth_same_person_from_another_camera_and_pose_looks_the_same(scene_m: np.ndarray) -> None:
-    """A D435 at 848 x 480, 1.7 m high looking 20 deg down and rolled 2 deg, sees the same canonical
-    person as MM-Fi's level camera at 1.0 m (what the canonical camera is for)."""
-    level = preprocess_depth(scene_m, MMFI_K, MMFI_RIG.depth_pose)[0]
+def test_depth_same_person_from_another_camera_and_pose_gives_the_same_points(level_out: np.ndarray) -> None:
+    """A D435 at 848 x 480, 1.7 m high looking 20 deg down and rolled 2 deg, gives the same base-frame
+    points of the person as MM-Fi's level 640 x 480 camera at 1.0 m: the same voxels, centroid and
+    bounding box within 1 cm (voxel means differ by where each camera's pixels fall in a voxel;
+    measured: voxel IoU 1.0, centroids 0.1 mm and bounding boxes 3 mm apart)."""
     pose = Pose(z=1.7, roll=np.deg2rad(2.0), pitch=np.deg2rad(20.0))
-    tilted = preprocess_depth(_render(D435_K, pose).astype(np.float32), D435_K, pose)[0]
-    a, b = level > 0, tilted > 0
-    assert (a & b).sum() / (a | b).sum() > 0.8  # the same silhouette
-    # the tilted camera also sees the top face (1.7 m high), which lies a little farther
-    np.testing.assert_allclose(tilted[a & b], level[a & b], atol=0.31)
-    assert np.median(np.abs(tilted[a & b] - level[a & b])) < 0.01
+    tilted = preprocess_depth(_render(D435_K, pose).astype(np.float32), D435_K, pose)
+    assert tilted.shape == level_out.shape and _in_box(tilted, PERSON_BOX).all()
+    a, b = _voxel_keys(level_out), _voxel_keys(tilted)
+    assert len(a & b) / len(a | b) > 0.9
+    np.testing.assert_allclose(
+        np.unique(tilted, axis=0).mean(axis=0), np.unique(level_out, axis=0).mean(axis=0), atol=0.01
+    )
+    np.testing.assert_allclose(tilted.min(axis=0), level_out.min(axis=0), atol=0.01)
+    np.testing.assert_allclose(tilted.max(axis=0), level_out.max(axis=0), atol=0.01)
 
 
 def test_depth_mm_and_metres_give_the_same_output(scene_m: np.ndarray) -> None:
@@ -116,7 +136,7 @@ def test_depth_mm_and_metres_give_the_same_output(scene_m: np.ndarray) -> None:
     metres = depth_mm_to_m(mm)  # float32, NaN where mm is 0: the same values as the uint16 path
     pose = MMFI_RIG.depth_pose
     out_mm = preprocess_depth(mm, MMFI_K, pose)
-    assert (out_mm > 0).sum() > 300
+    assert _in_box(out_mm, PERSON_BOX, tol=0.001).all()  # mm rounding: within a millimetre
     np.testing.assert_array_equal(preprocess_depth(metres, MMFI_K, pose), out_mm)
     np.testing.assert_array_equal(
         preprocess_depth(mm.astype(np.float32), MMFI_K, pose, scale_to_m=0.001), out_mm
@@ -129,14 +149,23 @@ def test_depth_mm_and_metres_give_the_same_output(scene_m: np.ndarray) -> None:
             preprocess_depth(mm, MMFI_K, pose, scale_to_m=scale)
 
 
-def test_depth_invalid_pixels_are_left_out(scene_m: np.ndarray) -> None:
-    """0 (no return), NaN, +-Inf and negative depths are all just missing pixels."""
+def _in_hole(points: np.ndarray) -> np.ndarray:
+    """Points well inside the base-frame patch that pixels rows 200:240, cols 300:310 of MM-Fi's
+    camera see on the person's face (y 0.078..0.145 m, z 1.004..1.294 m)."""
+    return (points[:, 1] > 0.085) & (points[:, 1] < 0.135) & (points[:, 2] > 1.03) & (points[:, 2] < 1.27)
+
+
+def test_depth_invalid_pixels_are_left_out(scene_m: np.ndarray, level_out: np.ndarray) -> None:
+    """0 (no return), NaN, +-Inf and negative depths are all just missing pixels: no point comes from
+    them, and the rest give what the valid pixels alone give."""
     holes = np.zeros(scene_m.shape, dtype=bool)
     holes[::3] = True  # a third of the rows, the person's included
+    holes[200:240, 300:310] = True  # and a patch of the person's face
     reference = scene_m.copy()
     reference[holes] = np.nan
     expected = preprocess_depth(reference, MMFI_K, MMFI_RIG.depth_pose)
-    assert (expected > 0).sum() > 300
+    assert _in_box(expected, PERSON_BOX).all()
+    assert _in_hole(level_out).any() and not _in_hole(expected).any()
     for bad in (0.0, np.inf, -np.inf, -1.0):
         image = scene_m.copy()
         image[holes] = bad
@@ -147,11 +176,10 @@ def test_depth_invalid_pixels_are_left_out(scene_m: np.ndarray) -> None:
     np.testing.assert_array_equal(scene_m, before)
 
 
-def test_depth_beyond_max_range_is_ignored(scene_m: np.ndarray) -> None:
-    default = preprocess_depth(scene_m, MMFI_K, MMFI_RIG.depth_pose)
+def test_depth_beyond_max_range_is_ignored(scene_m: np.ndarray, level_out: np.ndarray) -> None:
     # the back wall (6 m) is beyond 5 m: the same person
     np.testing.assert_array_equal(
-        preprocess_depth(scene_m, MMFI_K, MMFI_RIG.depth_pose, max_range_m=5.0), default
+        preprocess_depth(scene_m, MMFI_K, MMFI_RIG.depth_pose, max_range_m=5.0), level_out
     )
     with pytest.raises(PreprocessError) as info:  # the person (2.85 m) is beyond 2.5 m
         preprocess_depth(scene_m, MMFI_K, MMFI_RIG.depth_pose, max_range_m=2.5)
@@ -196,49 +224,61 @@ def test_depth_without_a_person_or_with_too_few_pixels() -> None:
         preprocess_depth(empty_room, MMFI_K, MMFI_RIG.depth_pose)
     assert info.value.reason == "no_person"
     # A 40 x 30 camera at fx 20 sees the person as about 3 x 11 pixels: a person's shape (the coarse
-    # grid joins them), too few pixels to draw.
+    # grid joins them), too few pixels to keep.
     tiny = CameraIntrinsics(40, 30, 20.0, 20.0, 19.5, 14.5)
     with pytest.raises(PreprocessError) as info:
         preprocess_depth(_render(tiny, MMFI_RIG.depth_pose), tiny, MMFI_RIG.depth_pose)
     assert info.value.reason == "too_few_points"
 
 
-def test_depth_is_deterministic_and_updates_a_track(scene_m: np.ndarray) -> None:
+def test_depth_is_deterministic_and_updates_a_track(scene_m: np.ndarray, level_out: np.ndarray) -> None:
     track = PersonTrack()
     first = preprocess_depth(scene_m, MMFI_K, MMFI_RIG.depth_pose, track=track, stamp_s=5.0)
-    np.testing.assert_array_equal(first, preprocess_depth(scene_m.copy(), MMFI_K, MMFI_RIG.depth_pose))
+    np.testing.assert_array_equal(first, level_out)
     np.testing.assert_allclose(track.centroid[:2], [2.85, 0.0], atol=0.1)
     np.testing.assert_array_equal(track.near(5.5), track.centroid)
 
 
-def test_canonical_depth_of_a_plate() -> None:
-    """A plate of points at x = d, 1.0 m wide and 0.8 m tall centred on the canonical camera's axis,
-    reads d where it falls and 0 elsewhere."""
-    k = CANONICAL_CAMERA
-    d = 2.5
-    y, z = np.meshgrid(np.arange(-0.5, 0.5001, 0.005), np.arange(0.6, 1.4001, 0.005))
-    plate = np.stack([np.full(y.size, d), y.ravel(), z.ravel()], axis=-1)
-    image = canonical_depth(plate)
-    assert image.shape == (1, k.height, k.width) and image.dtype == np.float32
-    rows, cols = np.nonzero(image[0])
-    np.testing.assert_array_equal(image[0, rows, cols], np.float32(d))
-    # it falls where the pinhole puts its edges (to a pixel)
-    assert abs(cols.min() - (k.cx - k.fx * 0.5 / d)) <= 1 and abs(cols.max() - (k.cx + k.fx * 0.5 / d)) <= 1
-    assert abs(rows.min() - (k.cy - k.fy * 0.4 / d)) <= 1 and abs(rows.max() - (k.cy + k.fy * 0.4 / d)) <= 1
-    assert rows.size == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)  # no gaps
+def test_depth_point_count_thins_evenly_over_the_person(scene_m: np.ndarray, level_out: np.ndarray) -> None:
+    """With fewer points than voxels, the output is distinct voxel means spread over the whole person
+    (not the first ones in voxel order, which would be one strip of it), all among the full output's."""
+    small = preprocess_depth(scene_m, MMFI_K, MMFI_RIG.depth_pose, num_points=256)
+    assert small.shape == (256, 3) and small.dtype == np.float32
+    assert len(np.unique(small, axis=0)) == 256
+    assert _voxel_keys(small) <= _voxel_keys(level_out)
+    np.testing.assert_allclose(small.min(axis=0), level_out.min(axis=0), atol=0.05)
+    np.testing.assert_allclose(small.max(axis=0), level_out.max(axis=0), atol=0.05)
+    # voxel_size_m = 0: no averaging, the person's pixels themselves (more of them than voxels)
+    raw = preprocess_depth(scene_m, MMFI_K, MMFI_RIG.depth_pose, voxel_size_m=0.0)
+    assert _in_box(raw, PERSON_BOX).all() and len(np.unique(raw, axis=0)) == DEPTH_NUM_POINTS
 
-    # A second plate 1 m behind is hidden where the first one is; one 5 cm behind is averaged in.
-    behind = plate + np.array([1.0, 0.0, 0.0])
-    wide_behind = np.stack([np.full(y.size, d + 1), 2 * y.ravel(), z.ravel()], axis=-1)
-    both = canonical_depth(np.concatenate([behind, plate, wide_behind]))
-    np.testing.assert_array_equal(both[0, rows, cols], np.float32(d))
-    assert np.isclose(both[both > 0].max(), d + 1)
-    close = canonical_depth(np.concatenate([plate, plate + np.array([0.05, 0.0, 0.0])]))
-    centre = close[0, int(k.cy), int(k.cx)]
-    assert d < centre < d + 0.05
-    # points behind or beside the camera are left out
-    assert not canonical_depth(plate * [-1, 1, 1]).any()
-    assert not canonical_depth(np.zeros((0, 3))).any()
+
+def test_voxel_means_average_each_occupied_voxel() -> None:
+    size = 0.02
+    one = np.array([[0.001, 0.002, 0.003], [0.019, 0.011, 0.005], [0.010, 0.017, 0.019]])
+    np.testing.assert_allclose(voxel_means(one, size), one.mean(axis=0, keepdims=True))
+    # Three voxels, one of them below the floor (negative z), points given in any order: one mean per
+    # voxel, in lexicographic voxel order (x, then y, then z), whatever the input order.
+    far = np.array([[0.05, 0.0, -0.01], [0.055, 0.005, -0.015]])  # voxel (2, 0, -1)
+    side = np.array([[0.001, 0.03, 0.0]])  # voxel (0, 1, 0)
+    points = np.concatenate([far, one, side])
+    expected = np.stack([one.mean(axis=0), side[0], far.mean(axis=0)])
+    rng = np.random.default_rng(0)
+    for order in (np.arange(len(points)), rng.permutation(len(points)), rng.permutation(len(points))):
+        np.testing.assert_allclose(voxel_means(points[order], size), expected, atol=1e-12)
+    # the grid is fixed in the base frame: points 1 mm apart across a voxel boundary stay apart
+    split = np.array([[0.0195, 0.0, 0.0], [0.0205, 0.0, 0.0]])
+    np.testing.assert_allclose(voxel_means(split, size), split)
+    np.testing.assert_array_equal(voxel_means(points, 0.0), points)  # 0: no averaging
+
+
+def test_fixed_count_thins_evenly_or_repeats_in_order() -> None:
+    points = np.arange(30, dtype=float).reshape(10, 3)  # row i is (3i, 3i + 1, 3i + 2)
+    np.testing.assert_array_equal(fixed_count(points, 10), points)
+    np.testing.assert_array_equal(fixed_count(points, 5), points[[0, 2, 4, 6, 8]])
+    np.testing.assert_array_equal(fixed_count(points, 4), points[[0, 2, 5, 7]])
+    np.testing.assert_array_equal(fixed_count(points[:3], 7), points[[0, 1, 2, 0, 1, 2, 0]])
+    np.testing.assert_array_equal(fixed_count(points[:1], 3), points[[0, 0, 0]])
 
 
 def test_back_project_inverts_the_pinhole() -> None:
@@ -268,8 +308,8 @@ def driver_sim():
 
 @pytest.mark.parametrize("rig_id", [None, 22, 5], ids=["mmfi", "pool22-high-tilted", "pool05-low"])
 def test_depth_of_a_simulated_room_holds_only_the_person(rig_id: int | None) -> None:
-    """A full 848 x 480 D435 frame of a room: every pixel drawn back-projects within 0.4 m of a
-    ground-truth joint (walls and floor are 0), and the person is there head to feet."""
+    """A full 848 x 480 D435 frame of a room: every output point lies within 0.4 m of a ground-truth
+    joint (no wall or floor point), and the person is there head to feet."""
     from midas_ros.sim.drivers import D435, DriverSimulator
     from midas_ros.sim.rigs import rig_pool
 
@@ -277,13 +317,13 @@ def test_depth_of_a_simulated_room_holds_only_the_person(rig_id: int | None) -> 
     sim = DriverSimulator(subject=40, action=17, num_frames=1, seed=0, rig=rig)
     depth = sim.depth_frame(0)
     out = preprocess_depth(depth, D435.intrinsics, rig.depth_pose)
-    points = _canonical_points(out)
+    assert out.shape == (DEPTH_NUM_POINTS, 3) and out.dtype == np.float32
     joints = sim.joints_in("base")[0]
-    distance = np.linalg.norm(points[:, None] - joints[None], axis=-1).min(axis=1)
+    distance = np.linalg.norm(out[:, None] - joints[None], axis=-1).min(axis=1)
     assert (distance < 0.4).all(), distance.max()
-    assert points.shape[0] > 200
-    assert points[:, 2].max() > joints[10, 2] - 0.15  # the head
-    assert points[:, 2].min() < joints[[3, 6], 2].min() + 0.3  # the feet (the floor cut takes 0.1 m)
+    assert len(np.unique(out, axis=0)) > 500  # 2 cm voxels of a whole body's visible side
+    assert out[:, 2].max() > joints[10, 2] - 0.15  # the head
+    assert out[:, 2].min() < joints[[3, 6], 2].min() + 0.3  # the feet (the floor cut takes 0.1 m)
     np.testing.assert_array_equal(
         preprocess_depth(sim.depth_frame_m(0), D435.intrinsics, rig.depth_pose), out
     )

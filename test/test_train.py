@@ -187,8 +187,8 @@ def test_wide_preset_holds_out_subjects_rigs_and_actions() -> None:
 # few values (x 4 tokens) normalises the signal away, so 3 epochs did not move the MIDAS task loss.
 TINY = Recipe(
     model=MidasConfig(feature_dim=16, num_tokens=4, encoder_width=4, latent_channels=16, head_hidden=16),
-    stage1=Stage1Settings(epochs=3, batch_size=16, lr=3e-3),
-    stage2=Stage2Settings(epochs=3, batch_size=16, outer_every=2),
+    stage1=Stage1Settings(epochs=3, batch_size=16, lr=3e-3, warmup_steps=2, augment=False),
+    stage2=Stage2Settings(epochs=3, batch_size=16, outer_every=2, warmup_steps=2),
     variants=("midas", "base1"),
 )
 
@@ -197,7 +197,7 @@ TINY = Recipe(
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RecipeResult]:
     run_dir = tmp_path_factory.mktemp("run")
     result = run_recipe_on(
-        synthetic_set(frames_per_subject=16), run_dir, TINY, seed=0, device="cpu", evaluate=False
+        synthetic_set(frames_per_subject=32), run_dir, TINY, seed=0, device="cpu", evaluate=False
     )
     return run_dir, result
 
@@ -212,7 +212,7 @@ def test_tiny_training_lowers_the_loss(tiny_run: tuple[Path, RecipeResult]) -> N
     stage1 = _history(run_dir, "stage1")
     assert len(stage1) == TINY.stage1.epochs
     for m in ("depth", "lidar", "csi"):
-        assert stage1[-1]["train_mse"][m] < stage1[0]["train_mse"][m], m
+        assert stage1[-1]["train_mpjpe_mm"][m] < stage1[0]["train_mpjpe_mm"][m], m
     for name in TINY.variants:
         history = _history(run_dir, name)
         assert history[-1]["train_task"] < history[0]["train_task"], name
@@ -235,7 +235,7 @@ def test_rerun_skips_finished_work(tiny_run: tuple[Path, RecipeResult]) -> None:
     run_dir, _ = tiny_run
     stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("*/final.safetensors")}
     again = run_recipe_on(
-        synthetic_set(frames_per_subject=16), run_dir, TINY, seed=0, device="cpu", evaluate=False
+        synthetic_set(frames_per_subject=32), run_dir, TINY, seed=0, device="cpu", evaluate=False
     )
     assert not any(k.startswith(("stage2", "token_cache")) for k in again.timings_s)
     assert {p: p.stat().st_mtime_ns for p in run_dir.glob("*/final.safetensors")} == stamps
@@ -289,21 +289,22 @@ def test_outer_gradient_on_midas_has_a_second_order_term() -> None:
     def batch(size: int) -> tuple:
         tokens = {m: torch.randn(size, 64, model.encoders[m].num_tokens, generator=gen) for m in MODALITIES}
         present = random_present(torch.ones(size, 3, dtype=torch.bool), gen)
-        return tokens, present, torch.randn(size, 17, 3, generator=gen)
+        anchor = torch.rand(size, 3, generator=gen)
+        return tokens, present, anchor, torch.randn(size, 17, 3, generator=gen)
 
     inner_opt = torch.optim.Adam([p for p in model.model_parameters() if p.requires_grad], lr=5e-4)
     for _ in range(2):  # Adam moments from real steps
-        tokens, present, joints = batch(8)
-        loss, _ = training_loss(model.forward_from_tokens(tokens, present, True), joints, settings)
+        tokens, present, anchor, joints = batch(8)
+        loss, _ = training_loss(model.forward_from_tokens(tokens, present, anchor, True), joints, settings)
         inner_opt.zero_grad()
         loss.backward()
         inner_opt.step()
 
     def inner(params: dict, b: tuple) -> torch.Tensor:
-        return training_loss(functional_call(wrapper, params, (b[0], b[1], True)), b[2], settings)[0]
+        return training_loss(functional_call(wrapper, params, (*b[:3], True)), b[3], settings)[0]
 
     def outer(params: dict, b: tuple) -> torch.Tensor:
-        return nn.functional.mse_loss(functional_call(wrapper, params, (b[0], b[1], False)).pose, b[2])
+        return nn.functional.mse_loss(functional_call(wrapper, params, (*b[:3], False)).pose, b[3])
 
     stats = compare_first_order(wrapper, WEIGHT_PARAM, inner, outer, batch(8), batch(8), inner_opt)
     assert stats["exact_norm"] > 0

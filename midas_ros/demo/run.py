@@ -5,11 +5,13 @@
 1. Writes the demo bag (scenario.py: held-out subject 40, a few actions, 10 Hz, each sensor dropping out
    and coming back, two sensors down at once twice) into WORKDIR/demo_bag, unless a bag of the same
    scenario is there already.
-2. Runs bag player (/clock) + depth/LiDAR/CSI adapters + staleness-aware sync + MIDAS fusion in ONE
-   process (an executor thread per node) with use_sim_time (live.py).
+2. Replays it live, as ``midas_replay --mode live`` does (midas_ros/replay: plan.prepare with the rig's
+   sensor poses as a user sets them, live.run_live): bag player (/clock) + depth/LiDAR/CSI adapters +
+   staleness-aware sync + MIDAS fusion in ONE process (an executor thread per node) with use_sim_time.
 3. Records the skeleton stream (PoseArray, MarkerArray, fusion record) into WORKDIR/skeleton_bag (MCAP).
-4. Prints MPJPE per live modality subset against the bag's ground truth, matched by stamp (scoring.py),
-   and writes WORKDIR/skeletons.png: predicted vs true skeletons for a few frames, some during dropouts.
+4. Scores it with the replay's scoring against the bag's ground truth, matched by stamp, and prints
+   MPJPE per live modality subset (scoring.py), and writes WORKDIR/skeletons.png: predicted vs true
+   skeletons for a few frames, some during dropouts.
 
 Ctrl-C at any point stops it cleanly and exits with status 0.
 """
@@ -17,23 +19,22 @@ Ctrl-C at any point stops it cleanly and exits with status 0.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from midas_ros.replay.cli import run_command, usage_errors
+
 if TYPE_CHECKING:
     from midas_ros.demo.scenario import DemoBagInfo
 
-# Only the standard library at import time: main() installs its Ctrl-C handling before the heavy imports.
+# Only light modules at import time (replay.cli: the standard library): main() installs its Ctrl-C
+# handling before the heavy imports.
 
 DESCRIPTION = "The live demo: a simulated sensor bag with dropouts replayed through the node graph, scored."
 
@@ -106,12 +107,15 @@ def run_demo(
     plot: bool = True,
 ) -> DemoResult:
     """The whole demo (module docstring); returns the figures it printed. Ctrl-C: KeyboardInterrupt."""
-    from midas_ros.demo.live import record_live_run
     from midas_ros.demo.plots import plot_run
-    from midas_ros.demo.scenario import BAG_GROUND_TRUTH_TOPIC, rig_parameters
-    from midas_ros.demo.scoring import checkpoint_reference, read_skeletons, score
+    from midas_ros.demo.scenario import rig_parameters
+    from midas_ros.demo.scoring import Score
+    from midas_ros.evaluate.references import reference_from_checkpoint
     from midas_ros.interfaces import FUSION_TOPIC, POSES_TOPIC
-    from midas_ros.ros.bag_io import read_pose_arrays
+    from midas_ros.replay.bag import ReplayError, TopicRequest
+    from midas_ros.replay.live import run_live
+    from midas_ros.replay.plan import prepare
+    from midas_ros.replay.scoring import score_bag
     from midas_ros.ros.fusion_node import default_checkpoint
     from midas_ros.sim.rigs import rig_by_name
 
@@ -130,28 +134,36 @@ def run_demo(
         seed=seed,
         rebuild=rebuild_bag,
     )
+    # One replay of the demo bag: the default drivers' topics, the ground truth on /midas/ground_truth,
+    # the sensors' poses as a user sets them (rather than the bag's /tf_static).
+    plan = prepare(
+        bag_path,
+        TopicRequest(),
+        out_dir=workdir,
+        checkpoint=checkpoint_path,
+        device=device,
+        overrides=rig_parameters(rig_by_name(info.rig)),
+    )
+    if plan.ground_truth is None:
+        raise ReplayError(f"{bag_path} holds no ground truth: rebuild it (--rebuild-bag)")
     skeleton_bag = workdir / "skeleton_bag"
     print(f"playing {bag_path} through player + adapters + sync + fusion (sim time, rate {rate}) ...")
-    record_live_run(
-        bag_path,
-        skeleton_bag,
-        checkpoint=str(checkpoint_path),
-        device=device,
-        rate=rate,
-        overrides=rig_parameters(rig_by_name(info.rig)),  # the sensors' poses, as a user sets them
+    run_live(
+        plan, skeleton_bag, rate=rate, progress=False, on_start=lambda: print("playback started", flush=True)
     )
 
-    gt_stamps, gt = read_pose_arrays(bag_path, BAG_GROUND_TRUTH_TOPIC)
-    stamps, pred, labels = read_skeletons(skeleton_bag)
-    reference = checkpoint_reference(checkpoint_path)
+    reference = reference_from_checkpoint(checkpoint_path)
     constant = reference if reference is not None else training_mean_pose(checkpoint_path)
-    result = score(stamps, pred, labels, gt_stamps, gt, constant_pose=constant)
+    scored = score_bag(plan.name, skeleton_bag, plan.ground_truth, constant)
+    result = Score.of(scored)
     print()
-    print(result.table(len(stamps), len(gt_stamps)))
+    print(result.table(len(scored.stamps_ns), scored.gt_frames))
 
     plot_path = None
     if plot:
-        plot_path = plot_run(workdir / "skeletons.png", pred, labels, gt_stamps, gt, result.match)
+        gt = plan.ground_truth
+        path = workdir / "skeletons.png"
+        plot_path = plot_run(path, scored.joints, scored.labels, gt.stamps_ns, gt.joints, scored.match)
         if plot_path is not None:
             print(f"plot: {plot_path}")
     print(f"skeleton stream: {skeleton_bag} (PoseArray {POSES_TOPIC}, fusion record {FUSION_TOPIC}, markers)")
@@ -159,8 +171,8 @@ def run_demo(
         bag_path=bag_path,
         skeleton_bag=skeleton_bag,
         plot_path=plot_path,
-        frames=len(gt_stamps),
-        skeletons=len(stamps),
+        frames=scored.gt_frames,
+        skeletons=len(scored.stamps_ns),
         predicted=result.frames_predicted,
         mpjpe_by_subset=result.by_subset,
         mpjpe_all_mm=result.mpjpe_all_mm,
@@ -184,23 +196,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_INTERRUPTED = threading.Event()
-
-
-def _interrupt_once(signum: int, frame: FrameType | None) -> None:
-    """Ctrl-C: raise KeyboardInterrupt once, ignore any further Ctrl-C on the way out."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _INTERRUPTED.set()
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of `midas_demo`: exit 0 when done or interrupted (Ctrl-C), 2 without a checkpoint.
+    """Entry point of `midas_demo`: exit 0 when done or interrupted (Ctrl-C), 2 without a checkpoint or
+    with an unusable demo bag. On Ctrl-C the process ends with status 0 (replay.cli.run_command), whatever
+    was interrupted."""
 
-    On Ctrl-C the process ends right here with status 0 (``os._exit``), whatever was interrupted.
-    """
-    signal.signal(signal.SIGINT, _interrupt_once)
-    try:
+    def body() -> None:
         args = build_arg_parser().parse_args(sys.argv[1:] if argv is None else argv)
         run_demo(
             args.workdir,
@@ -214,22 +215,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             rebuild_bag=args.rebuild_bag,
             plot=not args.no_plot,
         )
-    except BaseException as exc:
-        # An interrupt may surface as another exception: one inside a C extension's import, for one,
-        # becomes "ImportError: initialization failed".
-        if isinstance(exc, KeyboardInterrupt) or _INTERRUPTED.is_set():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            print("\ninterrupted", file=sys.stderr)
-            # Our resources are released by now (bags closed, nodes destroyed, rclpy shut down). Skip the
-            # interpreter's teardown: a C extension whose import was interrupted (open3d, torch) can fail
-            # in its own and turn the exit status into 1 or a death by SIGINT.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
-        if isinstance(exc, FileNotFoundError):
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        raise
+
+    run_command(body, lambda: (FileNotFoundError, *usage_errors()))
 
 
 if __name__ == "__main__":

@@ -1,81 +1,24 @@
-"""Scoring a recorded skeleton stream against the demo bag's ground truth, per live modality subset.
+"""The demo's table: MPJPE per live modality subset beside the no-sensor constant, from the replay's scoring.
 
-Each skeleton's live subset comes from the fusion node's per-skeleton record (midas/skeleton/fusion,
-``fusion_record.parse_fusion_record``), which carries the skeleton's own stamp. Predictions are matched to
-the nearest ground-truth frame by stamp (within 50 ms).
-
-Beside the model, the same frames are scored with a no-sensor constant: preferably the checkpoint's
-stored Procrustes-mean pose (`checkpoint_reference`, evaluate/references.py), which also gives the
-"placement only" column (that shape on the true pelvis, turned to the true heading); else any (17, 3)
-pose predicted as given.
+The scoring is the replay's (midas_ros/replay/scoring.py): each skeleton's live subset from its fusion
+record, matched to the nearest ground-truth frame by stamp (within 50 ms), per-skeleton errors, rows per
+live subset. This module turns those rows into the summary the demo prints (README): MPJPE per live
+subset and over all, beside a constant predicted on every frame, preferably the checkpoint's stored
+Procrustes-mean pose (evaluate/references.py), which also gives the "placement only" column (that
+shape on the true pelvis, turned to the true heading); else any (17, 3) pose ("mean pose").
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from midas_ros.evaluate.metrics import mpjpe_mm
-from midas_ros.evaluate.references import ReferencePose, reference_from_checkpoint
-from midas_ros.interfaces import FUSION_TOPIC, POSES_TOPIC
-from midas_ros.ros.bag_io import read_messages, read_pose_arrays, resolved_topic
-from midas_ros.ros.fusion_record import parse_fusion_record
-from midas_ros.skeleton import NUM_JOINTS
-
-MATCH_TOLERANCE_NS = 50_000_000  # a prediction belongs to the ground-truth frame within 50 ms
-UNKNOWN_SUBSET = "?"  # a skeleton whose fusion record was not recorded
-
-
-def read_skeletons(skeleton_bag: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(stamps ns (N,), joints (N, 17, 3), live subset label per skeleton) from a recorded skeleton bag.
-
-    Poses and fusion records are paired by stamp (in recording order when two share a stamp).
-    """
-    stamps, joints = read_pose_arrays(skeleton_bag, resolved_topic(POSES_TOPIC))
-    labels_by_stamp: dict[int, deque[str]] = defaultdict(deque)
-    for message in read_messages(skeleton_bag, [resolved_topic(FUSION_TOPIC)]):
-        record = parse_fusion_record(message.deserialize())
-        labels_by_stamp[record.stamp_ns].append(record.label)
-    labels = []
-    for stamp in stamps.tolist():
-        queue = labels_by_stamp.get(stamp)
-        labels.append(queue.popleft() if queue else UNKNOWN_SUBSET)
-    if len(stamps) == 0:
-        joints = np.zeros((0, NUM_JOINTS, 3))
-    return stamps, joints, labels
-
-
-def match_to_ground_truth(pred_stamps: np.ndarray, gt_stamps: np.ndarray) -> np.ndarray:
-    """Index of the nearest ground-truth stamp of each prediction, -1 when none is within 50 ms."""
-    pred_stamps = np.asarray(pred_stamps, dtype=np.int64)
-    gt_stamps = np.asarray(gt_stamps, dtype=np.int64)
-    if len(gt_stamps) == 0:
-        return np.full(len(pred_stamps), -1)
-    right = np.clip(np.searchsorted(gt_stamps, pred_stamps), 0, len(gt_stamps) - 1)
-    left = np.clip(right - 1, 0, len(gt_stamps) - 1)
-    nearest = np.where(
-        np.abs(gt_stamps[left] - pred_stamps) <= np.abs(gt_stamps[right] - pred_stamps), left, right
-    )
-    return np.where(np.abs(gt_stamps[nearest] - pred_stamps) <= MATCH_TOLERANCE_NS, nearest, -1)
-
-
-def mpjpe_by_subset(
-    pred: np.ndarray, labels: Sequence[str], gt: np.ndarray, match: np.ndarray
-) -> dict[str, tuple[int, float]]:
-    """{subset label: (frames, MPJPE mm)} over the predictions matched to a ground-truth frame.
-
-    Larger subsets first, then by name.
-    """
-    table: dict[str, tuple[int, float]] = {}
-    for label in sorted(set(labels), key=lambda lab: (-lab.count("+"), lab)):
-        rows = [k for k, lab in enumerate(labels) if lab == label and match[k] >= 0]
-        if rows:
-            table[label] = (len(rows), mpjpe_mm(pred[rows], gt[match[rows]]))
-    return table
+from midas_ros.evaluate.references import ReferencePose
+from midas_ros.replay.ground_truth import GroundTruth
+from midas_ros.replay.scoring import ALL, BagScore, score_skeletons, subset_rows
+from midas_ros.replay.skeleton_bag import SkeletonStream
 
 
 @dataclass(frozen=True)
@@ -94,6 +37,32 @@ class Score:
     # shape placed at the true pelvis and heading (what knowing only where the person is buys).
     placement_mm: dict[str, float] | None = None
 
+    @classmethod
+    def of(cls, bag: BagScore) -> Score:
+        """The demo's figures of a replay score (its rows per live subset, larger subsets first)."""
+        rows = {str(row["subset"]): row for row in subset_rows([bag])}
+        every = rows[ALL]
+
+        def column(key: str, error: str) -> dict[str, float] | None:
+            """A reference's column (subsets and "all"), None when it was not computed."""
+            if not np.isfinite(bag.errors[error]).any():
+                return None
+            return {label: float(row[key]) for label, row in rows.items()}
+
+        return cls(
+            match=bag.match,
+            by_subset={
+                label: (int(row["frames"]), float(row["mpjpe_mm"]))
+                for label, row in rows.items()
+                if label != ALL
+            },
+            matched=int(every["frames"]),
+            mpjpe_all_mm=float(every["mpjpe_mm"]),
+            frames_predicted=bag.gt_with_skeleton,
+            reference_mm=column("constant_mpjpe_mm", "const_mpjpe"),
+            placement_mm=column("placement_mpjpe_mm", "placement_mpjpe"),
+        )
+
     def table(self, skeletons: int, gt_frames: int) -> str:
         """The printed summary: counts, then MPJPE per live subset and over all, beside the references."""
         columns = []
@@ -107,17 +76,12 @@ class Score:
             f"{'live subset':<18} {'frames':>6} {'MPJPE (mm)':>11}"
             + "".join(f" {name:>19}" for name, _ in columns),
         ]
-        rows = [*self.by_subset.items(), ("all", (self.matched, self.mpjpe_all_mm))]
+        rows = [*self.by_subset.items(), (ALL, (self.matched, self.mpjpe_all_mm))]
         for label, (n, err) in rows:
             lines.append(
                 f"{label:<18} {n:>6d} {err:>11.1f}" + "".join(f" {c[label]:>19.1f}" for _, c in columns)
             )
         return "\n".join(lines)
-
-
-def checkpoint_reference(checkpoint: str | Path) -> ReferencePose | None:
-    """The Procrustes-mean constant pose stored in a checkpoint's JSON, None for older checkpoints."""
-    return reference_from_checkpoint(checkpoint)
 
 
 def score(
@@ -128,37 +92,10 @@ def score(
     gt: np.ndarray,
     constant_pose: np.ndarray | ReferencePose | None = None,
 ) -> Score:
-    """Match each skeleton to its ground-truth frame and compute the MPJPE table; with `constant_pose`,
-    the same table for a constant predicted on every frame: a (17, 3) pose as given, or a checkpoint's
-    ReferencePose (its Procrustes mean at the mean training pelvis and heading), which also adds the
-    placement-only table."""
-    match = match_to_ground_truth(stamps, gt_stamps)
-    ok = match >= 0
-    reference = placement = None
-    if constant_pose is not None and ok.any():
-        if isinstance(constant_pose, ReferencePose):
-            constant = np.asarray(constant_pose.constant(len(pred)))
-            # Each skeleton's placed shape follows the ground-truth frame it is matched to.
-            targets = gt[np.where(ok, match, 0)]
-            placement = _table_of(constant_pose.placed(targets), labels, gt, match, ok)
-        else:
-            constant = np.broadcast_to(np.asarray(constant_pose, dtype=np.float64), pred.shape)
-        reference = _table_of(constant, labels, gt, match, ok)
-    return Score(
-        match=match,
-        by_subset=mpjpe_by_subset(pred, labels, gt, match),
-        matched=int(ok.sum()),
-        mpjpe_all_mm=mpjpe_mm(pred[ok], gt[match[ok]]) if ok.any() else float("nan"),
-        frames_predicted=len(set(match[ok].tolist())),
-        reference_mm=reference,
-        placement_mm=placement,
-    )
-
-
-def _table_of(
-    poses: np.ndarray, labels: Sequence[str], gt: np.ndarray, match: np.ndarray, ok: np.ndarray
-) -> dict[str, float]:
-    """{subset label: MPJPE mm} and "all" of one pose per skeleton."""
-    table = {label: err for label, (_, err) in mpjpe_by_subset(poses, labels, gt, match).items()}
-    table["all"] = mpjpe_mm(poses[ok], gt[match[ok]])
-    return table
+    """Match each skeleton to its ground-truth frame and compute the MPJPE table (replay scoring); with
+    `constant_pose`, the same table for a constant predicted on every frame: a (17, 3) pose as given, or
+    a checkpoint's ReferencePose (its Procrustes mean at the mean training pelvis and heading), which
+    also adds the placement-only table."""
+    skeletons = SkeletonStream(np.asarray(stamps), np.asarray(pred), list(labels), [None] * len(labels))
+    truth = GroundTruth(np.asarray(gt_stamps, dtype=np.int64), np.asarray(gt, dtype=np.float64), "arrays")
+    return Score.of(score_skeletons("demo", skeletons, truth, constant_pose))

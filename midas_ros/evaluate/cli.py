@@ -42,6 +42,8 @@ from midas_ros.evaluate.slices import split_slices
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 from midas_ros.model import load_checkpoint, read_checkpoint_info, resolve_device
 from midas_ros.train import state
+from midas_ros.train.curves import plot_training_curves
+from midas_ros.train.data import TokenCache
 from midas_ros.train.splits import SubjectSplit, load_split
 
 logger = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ def evaluate_run(
 
     frame_errs: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     weights: dict[str, dict[str, float]] = {}
-    token_sets: dict[str, dict[str, torch.Tensor]] = {}
+    token_sets: dict[str, TokenCache] = {}
     for name in MODEL_NAMES:
         if not state.is_done(run_dir, name):
             logger.warning("%s has no finished model in %s: left out", name, run_dir)
@@ -136,6 +138,8 @@ def evaluate_run(
         )
 
     notes.extend(_provenance(run_dir, dev))
+    if plot_training_curves(run_dir, out_dir / "training_curves.png") is not None:
+        notes.append("Training curves (stage 1 and stage 2, per epoch): ![curves](training_curves.png)")
     results = EvaluationResults(
         errors=errors_on(None),
         reference=mean_errors(constant),

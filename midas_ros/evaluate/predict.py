@@ -11,7 +11,7 @@ from tqdm import tqdm
 from midas_ros.evaluate.metrics import frame_errors, pose_errors_mm
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 from midas_ros.model import FusionModel
-from midas_ros.train.data import build_token_cache
+from midas_ros.train.data import TokenCache, build_token_cache
 from midas_ros.train.subsets import SUBSET_LABELS, SUBSETS, subset_mask
 
 
@@ -26,13 +26,12 @@ def encoder_fingerprint(model: FusionModel) -> str:
 
 def encode_all(
     model: FusionModel, data: PreprocessedSet, device: torch.device, batch_size: int = 128
-) -> dict[str, torch.Tensor]:
-    """Encoder tokens {modality: (N, C, L_m)} (float32, CPU) of every frame of `data`, all modalities."""
+) -> TokenCache:
+    """Encoder tokens (float32, CPU) of every frame of `data`, all modalities, with their anchors."""
     if not data.present.all():
         raise ValueError("evaluation needs frames with every modality present")
     model = model.to(device)
-    cache = build_token_cache(model, data, device, batch_size, f"encode {model.kind}", torch.float32)
-    return cache.tokens
+    return build_token_cache(model, data, device, batch_size, f"encode {model.kind}", torch.float32)
 
 
 @torch.no_grad()
@@ -41,7 +40,7 @@ def predict_subsets(
     data: PreprocessedSet,
     device: torch.device,
     batch_size: int = 128,
-    tokens: dict[str, torch.Tensor] | None = None,
+    tokens: TokenCache | None = None,
 ) -> dict[str, np.ndarray]:
     """{subset label: (N, 17, 3) predictions} for every frame of `data`, which must have all modalities.
 
@@ -56,12 +55,12 @@ def predict_subsets(
     preds = {label: np.zeros((n, 17, 3), dtype=np.float32) for label in SUBSET_LABELS}
     masks = {label: subset_mask(s).to(device) for label, s in zip(SUBSET_LABELS, SUBSETS, strict=True)}
     for start in tqdm(range(0, n, batch_size), desc=f"evaluate {model.kind}", unit="batch", leave=False):
-        index = slice(start, min(start + batch_size, n))
-        batch_tokens = {m: t[index].to(device) for m, t in tokens.items()}
-        rows = index.stop - index.start
+        index = torch.arange(start, min(start + batch_size, n))
         for label, mask in masks.items():
-            pose = model.forward_from_tokens(batch_tokens, mask.expand(rows, -1), False).pose
-            preds[label][index] = pose.cpu().numpy()
+            present = mask.expand(len(index), -1)
+            batch_tokens, anchor = tokens.batch(index, present, device)
+            pose = model.forward_from_tokens(batch_tokens, present, anchor, False).pose
+            preds[label][index.numpy()] = pose.cpu().numpy()
     return preds
 
 

@@ -1,6 +1,6 @@
 """Model-ready arrays of a whole MM-Fi dataset, built once with the shared preprocessing and cached as .npz.
 
-Storage: depth and csi are float16 (depth in metres keeps ~2 mm steps at 4 m; the CSI values are
+Storage: depth and csi are float16 (base-frame metres keep 2-4 mm steps out to 8 m; the CSI values are
 z-scores and detrended phase of order 1), everything else float32/int. Cast batches to float32
 (e.g. `torch.from_numpy(x).float()`) or use `inputs()`, which does it.
 """
@@ -26,7 +26,7 @@ from midas_ros.preprocess import PreprocessError, preprocess_csi, preprocess_dep
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: base-frame inputs of the person alone, and the rig id
+FORMAT_VERSION = 3  # 2: base-frame inputs of the person alone, and the rig id; 3: depth as points
 _STORAGE_DTYPES: dict[str, type] = {"depth": np.float16, "lidar": np.float32, "csi": np.float16}
 _ARRAY_FIELDS = ("depth", "lidar", "csi", "present", "joints", "subject", "action", "frame", "rig")
 
@@ -37,7 +37,7 @@ class PreprocessedSet:
     where it is False the modality's entry is zeros. stats counts missing files and rejections,
     keyed "<modality>:<reason>" (reasons: missing_file, unreadable, or a PreprocessError reason)."""
 
-    depth: np.ndarray  # (N, 1, 96, 128) float16 metres, the canonical camera's image of the person
+    depth: np.ndarray  # (N, 5120, 3) float16 metres, the person's visible surface in the base frame
     lidar: np.ndarray  # (N, 512, 3) float32 metres, the person's points in the base frame
     csi: np.ndarray  # (N, 6, 114, 10) float16
     present: np.ndarray  # (N, 3) bool, MODALITIES order
@@ -212,10 +212,14 @@ class PreprocessedSet:
         """The cached set at `path` if it was built from the same dataset, else build and save it."""
         path = Path(path)
         if path.exists():
-            cached = cls.load(path)
-            if cached.source == repr(dataset):
-                return cached
-            logger.warning("%s was built from %s, not %r: rebuilding", path, cached.source, dataset)
+            try:
+                cached = cls.load(path)
+            except ValueError as error:  # another format version
+                logger.warning("%s: rebuilding (%s)", path, error)
+            else:
+                if cached.source == repr(dataset):
+                    return cached
+                logger.warning("%s was built from %s, not %r: rebuilding", path, cached.source, dataset)
         built = cls.build(dataset, **build_kwargs)
         built.save(path)
         return built

@@ -20,7 +20,7 @@ class MidasConfig:
 
     feature_dim: int = 512  # token width d of every modality after its encoder and projection
     num_tokens: int = 32  # tokens per modality after the projection
-    encoder_width: int = 32  # base channel count of the encoders (they scale with it)
+    encoder_width: int = 24  # base channel count of the encoders (they scale with it)
     latent_channels: int | None = 256  # diffusion latent (PTA 3.3 autoencoder); None = diffuse at d
     bottleneck_ratio: int = 4  # channel reduction inside the noise predictor's Bottlenecks
     denoise_timesteps: tuple[int, ...] = DIFFKD_TIMESTEPS  # DDIM timesteps visited by the refinement
@@ -28,7 +28,7 @@ class MidasConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     noise_seed: int = 0  # seed of the fixed noise used at inference (deterministic outputs)
-    head_hidden: int = 512  # hidden width of the pose head; 0 = LayerNorm + one Linear
+    head_hidden: int = 256  # width of the joint-query pose head (4 attention heads)
     use_diffkd: bool = True  # False = "w/o Diff": weighted sum of raw projected features
     learn_weights: bool = True  # False = "w/o Meta": uniform weights, frozen
 
@@ -38,6 +38,8 @@ class MidasConfig:
             raise ValueError(f"denoise_timesteps must be non-empty and strictly decreasing, got {steps}")
         if steps[0] >= self.num_train_timesteps or steps[-1] < 0:
             raise ValueError(f"denoise_timesteps must lie in [0, {self.num_train_timesteps}), got {steps}")
+        if self.head_hidden <= 0 or self.head_hidden % 4:
+            raise ValueError(f"head_hidden must be a positive multiple of 4, got {self.head_hidden}")
         if self.diffusion_channels % max(self.bottleneck_ratio, 8) != 0:
             raise ValueError("the diffusion channels must be divisible by bottleneck_ratio and by 8")
 

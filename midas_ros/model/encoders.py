@@ -1,8 +1,9 @@
-"""Small per-modality encoders: preprocessed input -> token features (B, C, L) with C = feature_dim.
+"""Per-modality encoders: person-frame input -> token features (B, C, L) with C = feature_dim.
 
-They are deliberately small (a few tens of MFLOPs each) so that batch-1 CPU inference of all three
-modalities plus the diffusion refinement runs at 30 Hz on two cores, and training fits on a CPU.
-Each encoder has a static `num_tokens` (L), which the X-Fi style projection needs.
+Depth and LiDAR take the person's points in the person frame (model/person_frame.py), so they see the
+body at a fixed place and scale. Each is about 0.1 GFLOP a frame at width 24, so that batch-1 CPU
+inference of all three modalities plus the diffusion refinement runs at 30 Hz on two cores, and training
+fits on a CPU. Each encoder has a static `num_tokens` (L), which the X-Fi style projection needs.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from midas_ros import MODALITIES
-
-# Depth is given in metres with 0 = invalid; dividing by a typical range keeps the first layer well scaled.
-_DEPTH_SCALE_M = 4.0
+from midas_ros.model.person_frame import DEPTH_RASTER_HW, depth_raster
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int, stride: int | tuple[int, int]) -> nn.Sequential:
@@ -47,25 +46,28 @@ class PointMLP(nn.Module):
 
 
 class DepthEncoder(nn.Module):
-    """CNN on (B, 1, 96, 128) depth in metres: four stride-2 convs -> 6 x 8 = 48 tokens."""
+    """CNN on the person's depth raster (person_frame.depth_raster, 2 x 96 x 80): five stride-2 stages
+    -> 6 x 5 = 30 tokens."""
 
-    num_tokens = 48
+    num_tokens = (DEPTH_RASTER_HW[0] // 16) * (DEPTH_RASTER_HW[1] // 16)
 
     def __init__(self, feature_dim: int, width: int) -> None:
         super().__init__()
         w = width
         self.body = nn.Sequential(
-            _conv_bn_relu(2, w, 5, 2),  # input channels: scaled depth and its validity mask
+            _conv_bn_relu(2, w, 5, 2),  # input channels: forward offset and validity
             _conv_bn_relu(w, 2 * w, 3, 2),
+            _conv_bn_relu(2 * w, 2 * w, 3, 1),
             _conv_bn_relu(2 * w, 4 * w, 3, 2),
+            _conv_bn_relu(4 * w, 4 * w, 3, 1),
             _conv_bn_relu(4 * w, 8 * w, 3, 2),
+            _conv_bn_relu(8 * w, 8 * w, 3, 1),
             _conv_bn_relu(8 * w, feature_dim, 1, 1),
         )
 
-    def forward(self, depth: Tensor) -> Tensor:
-        valid = (depth > 0).to(depth.dtype)
-        x = self.body(torch.cat([depth / _DEPTH_SCALE_M, valid], dim=1))
-        return x.flatten(2)  # (B, C, 48)
+    def forward(self, points: Tensor) -> Tensor:
+        """points (B, N, 3) in the person frame -> (B, C, 30)."""
+        return self.body(depth_raster(points)).flatten(2)
 
 
 def farthest_point_sample(xyz: Tensor, num_samples: int) -> Tensor:
@@ -111,26 +113,26 @@ class SetAbstraction(nn.Module):
 
 
 class LidarEncoder(nn.Module):
-    """Two-level PointNet++ on (B, 512, 3) points: 64 then 32 FPS centroids -> 32 tokens."""
+    """Two-level PointNet++ on (B, 512, 3) person-frame points: 128 then 32 FPS centroids -> 32 tokens."""
 
     num_tokens = 32
 
     def __init__(self, feature_dim: int, width: int) -> None:
         super().__init__()
         w = width
-        self.num_level1 = 64
+        self.num_level1 = 128
         self.point_mlp = PointMLP([3, w, 2 * w])
         self.sa1 = SetAbstraction(2 * w, [2 * w, 4 * w], k=16)
-        self.sa2 = SetAbstraction(4 * w, [4 * w, 8 * w], k=8)
-        # Absolute centroid positions are appended: MPJPE is measured in the room frame, so "where" matters.
+        self.sa2 = SetAbstraction(4 * w, [4 * w, 8 * w], k=16)
+        # Centroid positions are appended: where a part is, relative to the person, matters.
         self.out = PointMLP([8 * w + 3, feature_dim])
 
     def forward(self, points: Tensor) -> Tensor:
         xyz = points
         per_point = self.point_mlp(xyz)  # (B, N, 2w)
         idx1 = farthest_point_sample(xyz, self.num_level1)
-        c1 = _gather(xyz, idx1)  # (B, 64, 3)
-        f1 = self.sa1(xyz, per_point, c1)  # (B, 64, 4w)
+        c1 = _gather(xyz, idx1)  # (B, 128, 3)
+        f1 = self.sa1(xyz, per_point, c1)  # (B, 128, 4w)
         c2 = c1[:, : self.num_tokens]  # FPS prefix = FPS of the level-1 centroids
         f2 = self.sa2(c1, f1, c2)  # (B, 32, 8w)
         return self.out(torch.cat([f2, c2], dim=-1)).transpose(1, 2)  # (B, C, 32)

@@ -2,10 +2,11 @@
 diffusion refinement of each modality toward the weighted-sum teacher, pose head on the weighted sum of
 the refined features (the papers' eq. 10, used both in training and at inference).
 
-`FusionModel` holds what MIDAS and the baselines share: encoders, projections, the batch checks, the
-encode / forward_from_tokens split and the pose offset. Absent modalities are never computed: every
-encoder and projection runs only on the rows where its modality is present, so absent inputs cannot reach
-the output, BatchNorm statistics or any gradient.
+`FusionModel` holds what MIDAS and the baselines share: the person frame (model/person_frame.py),
+encoders, projections, the batch checks, the encode / forward_from_tokens split and the mean pose.
+Heads predict the pose in the person frame; `forward_from_tokens` returns it in the base frame. Absent
+modalities are never computed: every encoder and projection runs only on the rows where its modality is
+present, so absent inputs cannot reach the output, BatchNorm statistics or any gradient.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from midas_ros.interfaces import INPUT_SHAPES
 from midas_ros.model.config import MidasConfig
 from midas_ros.model.diffkd import DiffusionRefiner, PointwiseConv
 from midas_ros.model.encoders import build_encoders
+from midas_ros.model.heads import JointQueryHead
+from midas_ros.model.person_frame import choose_anchor, from_frame, points_anchor, to_frame
 from midas_ros.model.weights import check_present, renormalised_weights
 from midas_ros.skeleton import NUM_JOINTS
 
@@ -57,22 +60,6 @@ class TokenProjector(nn.Module):
         return self.tokens(self.channel(x))  # (B, C, out_tokens)
 
 
-class PoseHead(nn.Module):
-    """Mean over tokens -> LayerNorm -> (Linear + GELU) -> Linear -> (B, 17, 3)."""
-
-    def __init__(self, channels: int, hidden: int) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.LayerNorm(channels)]
-        if hidden > 0:
-            layers += [nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, NUM_JOINTS * 3)]
-        else:
-            layers.append(nn.Linear(channels, NUM_JOINTS * 3))
-        self.mlp = nn.Sequential(*layers)
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        return self.mlp(tokens.mean(dim=-1)).view(-1, NUM_JOINTS, 3)
-
-
 class FusionModel(nn.Module):
     """Shared part of MIDAS and the baselines. Subclasses implement `forward_from_tokens`.
 
@@ -90,9 +77,11 @@ class FusionModel(nn.Module):
         self.projectors = nn.ModuleDict(
             {m: TokenProjector(d, self.encoders[m].num_tokens, config.num_tokens) for m in MODALITIES}
         )
-        # Added to the head's output: the trainer sets the training-set mean pose so the head regresses
-        # offsets (the room-frame pose is ~3 m away from the origin). Stored in checkpoints.
+        # Added to the head's output: the trainer sets the training poses' mean in the person frame, so
+        # the head regresses offsets from it. Stored in checkpoints, like the default anchor (x, y, yaw)
+        # used when only CSI is present: the training poses' mean position.
         self.register_buffer("pose_mean", torch.zeros(NUM_JOINTS, 3))
+        self.register_buffer("default_anchor", torch.zeros(3))
 
     # ---- parameter groups -------------------------------------------------------------------------------
     def encoder_parameters(self) -> list[nn.Parameter]:
@@ -118,34 +107,55 @@ class FusionModel(nn.Module):
             raise ValueError(f"pose mean must be ({NUM_JOINTS}, 3), got {tuple(value.shape)}")
         self.pose_mean.copy_(value)
 
+    def set_default_anchor(self, anchor: Tensor | np.ndarray) -> None:
+        """Set the (x, y, yaw) person frame used for rows with neither depth nor LiDAR."""
+        value = torch.as_tensor(np.asarray(anchor, dtype=np.float32))
+        if value.shape != (3,):
+            raise ValueError(f"default anchor must be (3,), got {tuple(value.shape)}")
+        self.default_anchor.copy_(value)
+
     # ---- shared computation -------------------------------------------------------------------------------
+    def anchors(self, inputs: dict[str, Tensor], present: Tensor) -> Tensor:
+        """(B, 3) person frame of each row (person_frame.choose_anchor) from its present inputs."""
+        spatial = {m: points_anchor(inputs[m]) for m in ("depth", "lidar") if m in inputs}
+        return choose_anchor(spatial.get("depth"), spatial.get("lidar"), self.default_anchor, present)
+
+    def to_base(self, relative_pose: Tensor, anchor: Tensor) -> Tensor:
+        """A head's (B, 17, 3) person-frame output plus the mean pose -> base frame."""
+        return from_frame(relative_pose + self.pose_mean, anchor)
+
     def modality_weights(self, present: Tensor) -> Tensor:
         """(B, 3) fusion weights for a present mask; uniform over present modalities unless overridden."""
         return renormalised_weights(torch.zeros(len(MODALITIES), device=present.device), present)
 
-    def encode(self, inputs: dict[str, Tensor], present: Tensor) -> dict[str, Tensor]:
+    def encode(self, inputs: dict[str, Tensor], present: Tensor, anchor: Tensor) -> dict[str, Tensor]:
         """Encoder tokens {modality: (B, C, L_m)} for every modality; rows where it is absent are zeros.
 
-        Each encoder runs only on its present rows. The result can be cached (frozen encoders) and fed
-        to `forward_from_tokens`.
+        Depth and LiDAR points are taken into the person frame of `anchor` (B, 3) first. Each encoder
+        runs only on its present rows. The result can be cached (frozen encoders) and fed to
+        `forward_from_tokens` with the same anchor.
         """
         check_present(present, len(MODALITIES))
-        batch = present.shape[0]
-        tokens: dict[str, Tensor] = {}
-        for j, m in enumerate(MODALITIES):
-            encoder = self.encoders[m]
-            rows = present[:, j]
-            if not bool(rows.any()):
-                tokens[m] = self.pose_mean.new_zeros(batch, self.config.feature_dim, encoder.num_tokens)
-                continue
-            x = _checked_input(inputs, m, batch)
-            if bool(rows.all()):
-                tokens[m] = encoder(x)
-            else:
-                idx = rows.nonzero(as_tuple=True)[0]
-                out = encoder(x[idx])
-                tokens[m] = out.new_zeros(batch, *out.shape[1:]).index_copy(0, idx, out)
-        return tokens
+        return {
+            m: self.encode_modality(m, inputs.get(m), present[:, j], anchor) for j, m in enumerate(MODALITIES)
+        }
+
+    def encode_modality(self, modality: str, x: Tensor | None, rows: Tensor, anchor: Tensor) -> Tensor:
+        """One modality's tokens (B, C, L) for the rows where `rows` (B,) is True, zeros elsewhere."""
+        encoder = self.encoders[modality]
+        batch = rows.shape[0]
+        if not bool(rows.any()):
+            return self.pose_mean.new_zeros(batch, self.config.feature_dim, encoder.num_tokens)
+        if x is None:
+            raise ValueError(f"input {modality!r} is missing but marked present")
+        _check_shape(x, modality, batch)
+        if modality != "csi":
+            x = to_frame(x, anchor)
+        if bool(rows.all()):
+            return encoder(x)
+        idx = rows.nonzero(as_tuple=True)[0]
+        out = encoder(x[idx])
+        return out.new_zeros(batch, *out.shape[1:]).index_copy(0, idx, out)
 
     def project(self, tokens: dict[str, Tensor], present: Tensor) -> list[tuple[int, Tensor, Tensor]]:
         """Projected features of the present rows: [(modality index, row indices (n,), (n, C, T))]."""
@@ -164,23 +174,21 @@ class FusionModel(nn.Module):
     def forward(
         self, inputs: dict[str, Tensor], present: Tensor, compute_losses: bool | None = None
     ) -> MidasOutput:
-        """Pose for a batch. compute_losses: None = in training mode only."""
-        return self.forward_from_tokens(self.encode(inputs, present), present, compute_losses)
+        """Pose (base frame) for a batch. compute_losses: None = in training mode only."""
+        anchor = self.anchors(inputs, present)
+        return self.forward_from_tokens(self.encode(inputs, present, anchor), present, anchor, compute_losses)
 
     def forward_from_tokens(
-        self, tokens: dict[str, Tensor], present: Tensor, compute_losses: bool | None = None
+        self, tokens: dict[str, Tensor], present: Tensor, anchor: Tensor, compute_losses: bool | None = None
     ) -> MidasOutput:
+        """Everything after the encoders; the pose comes out in the base frame of `anchor` (B, 3)."""
         raise NotImplementedError
 
 
-def _checked_input(inputs: dict[str, Tensor], modality: str, batch: int) -> Tensor:
-    if modality not in inputs:
-        raise ValueError(f"input {modality!r} is missing but marked present")
-    x = inputs[modality]
+def _check_shape(x: Tensor, modality: str, batch: int) -> None:
     expected = (batch, *INPUT_SHAPES[modality])
     if tuple(x.shape) != expected:
         raise ValueError(f"input {modality!r} must have shape {expected}, got {tuple(x.shape)}")
-    return x
 
 
 def _scatter_weighted(batch: int, rows: Tensor, weights: Tensor, features: Tensor) -> Tensor:
@@ -213,7 +221,7 @@ class MIDAS(FusionModel):
             if config.use_diffkd
             else None
         )
-        self.head = PoseHead(config.feature_dim, config.head_hidden)
+        self.head = JointQueryHead(config.feature_dim, config.head_hidden, config.num_tokens)
 
     def weight_parameters(self) -> list[nn.Parameter]:
         """[modality_logits] when learn_weights, else [] (frozen uniform weights)."""
@@ -223,7 +231,7 @@ class MIDAS(FusionModel):
         return renormalised_weights(self.modality_logits, present)
 
     def forward_from_tokens(
-        self, tokens: dict[str, Tensor], present: Tensor, compute_losses: bool | None = None
+        self, tokens: dict[str, Tensor], present: Tensor, anchor: Tensor, compute_losses: bool | None = None
     ) -> MidasOutput:
         check_present(present, len(MODALITIES))
         losses = self.training if compute_losses is None else compute_losses
@@ -238,11 +246,11 @@ class MIDAS(FusionModel):
         zero = students.new_zeros(())
 
         if self.refiner is None:  # w/o Diff: the weighted sum of raw projected features
-            return MidasOutput(self._pose(teacher), weights, zero, zero, zero)
+            return MidasOutput(self._pose(teacher, anchor), weights, zero, zero, zero)
 
         refined_latent, gamma = self.refiner.refine(self.refiner.to_latent(students))
         refined = self.refiner.from_latent(refined_latent)
-        pose = self._pose(_scatter_weighted(batch, rows, row_weights, refined))
+        pose = self._pose(_scatter_weighted(batch, rows, row_weights, refined), anchor)
         if not losses:
             return MidasOutput(pose, weights, zero, zero, zero, gamma=gamma)
 
@@ -253,9 +261,9 @@ class MIDAS(FusionModel):
             diffusion_loss=self.refiner.diffusion_loss(teacher_latent),
             kd_loss=F.mse_loss(refined_latent, teacher_latent[rows]),
             ae_loss=self.refiner.autoencoder_loss(teacher),
-            teacher_pose=self._pose(teacher),
+            teacher_pose=self._pose(teacher, anchor),
             gamma=gamma,
         )
 
-    def _pose(self, features: Tensor) -> Tensor:
-        return self.head(features) + self.pose_mean
+    def _pose(self, features: Tensor, anchor: Tensor) -> Tensor:
+        return self.to_base(self.head(features), anchor)

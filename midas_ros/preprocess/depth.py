@@ -1,32 +1,29 @@
-"""Depth image -> the model's depth input: the person, seen by a canonical camera in the base frame.
+"""Depth image -> the model's depth input: the person's visible surface as points in the base frame.
 
 The image is back-projected with its camera's intrinsics (sensor_msgs/CameraInfo) and pose into the
-base frame, the person is found there (preprocess.person), and only the person's points are drawn into
-a fixed virtual camera: 1.0 m above the base origin, looking level along +x, DEPTH_INPUT_HW pixels with
-the field of view of MM-Fi's camera. So a 640 x 480 camera at fx 383, an 848 x 480 one at fx 421, a
-1280 x 720 or a 640 x 576 one, mounted low or high, tilted or not, give nearly the same input for the
-same person, and walls and furniture never reach the model.
+base frame, the person is found there (preprocess.person), and only the person's points are kept,
+averaged on a DEPTH_VOXEL_M grid and brought to a fixed count (DEPTH_NUM_POINTS). So a 640 x 480 camera
+at fx 383, an 848 x 480 one at fx 421, a 1280 x 720 or a 640 x 576 one, mounted low or high, tilted or
+not, give nearly the same input for the same person, and walls and furniture never reach the model.
+The model draws these points into a depth raster around the person (model/person_frame.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from midas_ros.interfaces import DEPTH_INPUT_HW
+from midas_ros.interfaces import DEPTH_NUM_POINTS
 from midas_ros.preprocess.common import PreprocessError, as_real_array
 from midas_ros.preprocess.person import PersonSearch, PersonTrack, find_person
 from midas_ros.rig import CameraIntrinsics, Pose
 
-# The canonical camera: MM-Fi's 640 x 480 fx 383 field of view (80 x 64 deg) at the input size.
-CANONICAL_HEIGHT_M = 1.0
-_H, _W = DEPTH_INPUT_HW
-CANONICAL_CAMERA = CameraIntrinsics(_W, _H, 383.0 * _W / 640, 383.0 * _W / 640, (_W - 1) / 2, (_H - 1) / 2)
-# Within a canonical pixel, the points up to this far behind the nearest are averaged (the visible
-# surface); farther ones are hidden behind it (an arm in front of the chest).
-SURFACE_DEPTH_M = 0.1
 # Clustering uses every n-th pixel such that neighbours are about 10 mrad apart (0.04 m at 4 m).
 _CLUSTER_STEP_RAD = 0.01
 MIN_PERSON_PIXELS = 50
+# The person's surface is averaged on a grid this fine: finer than the model's 2.5 cm depth raster
+# (model/person_frame.py), so every raster pixel a surface faces still gets a point, and as fine for a
+# near 1280 x 720 camera as for a far 640 x 480 one.
+DEPTH_VOXEL_M = 0.02
 
 
 def back_project(
@@ -45,24 +42,12 @@ def back_project(
     return pose.to_base(body), np.stack([rows[r], cols[c]], axis=-1)
 
 
-def canonical_depth(points: np.ndarray) -> np.ndarray:
-    """Base-frame points (N, 3) -> (1, H, W) float32 image of the canonical camera: forward distance
-    (m) of the visible surface in each pixel, 0 where no point falls."""
-    k = CANONICAL_CAMERA
-    x = points[:, 0]
-    ahead = x > 0.1
-    x, y, z = x[ahead], points[ahead, 1], points[ahead, 2] - CANONICAL_HEIGHT_M
-    u = np.round(k.cx - k.fx * y / x).astype(np.int64)
-    v = np.round(k.cy - k.fy * z / x).astype(np.int64)
-    inside = (u >= 0) & (u < k.width) & (v >= 0) & (v < k.height)
-    pixel, x = v[inside] * k.width + u[inside], x[inside]
-    nearest = np.full(k.width * k.height, np.inf)
-    np.minimum.at(nearest, pixel, x)
-    surface = x <= nearest[pixel] + SURFACE_DEPTH_M
-    total = np.bincount(pixel[surface], x[surface], minlength=nearest.size).astype(np.float64)
-    count = np.bincount(pixel[surface], minlength=nearest.size)
-    image = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-    return image.astype(np.float32).reshape(1, k.height, k.width)
+def fixed_count(points: np.ndarray, count: int) -> np.ndarray:
+    """(N, 3) -> (count, 3): evenly spaced rows when N > count, the rows repeated in order when fewer."""
+    n = points.shape[0]
+    if n >= count:
+        return points[(np.arange(count) * n) // count]
+    return points[np.arange(count) % n]
 
 
 def preprocess_depth(
@@ -75,14 +60,17 @@ def preprocess_depth(
     track: PersonTrack | None = None,
     stamp_s: float | None = None,
     max_range_m: float = 8.0,
+    num_points: int = DEPTH_NUM_POINTS,
+    voxel_size_m: float = DEPTH_VOXEL_M,
 ) -> np.ndarray:
-    """Depth image -> (1, H, W) float32 (DEPTH_INPUT_HW): the person drawn by the canonical camera.
+    """Depth image -> (num_points, 3) float32: the person's visible surface in the base frame.
 
     depth: (H, W) integer millimetres (0 = no return, REP 118) or float metres (NaN, Inf, <= 0
     invalid), rectified, of the camera described by intrinsics (CameraInfo) at camera_pose (base
     frame). scale_to_m: metres per unit; None picks 0.001 for integers and 1.0 for floats. Depths
     beyond max_range_m are ignored. track: the caller's PersonTrack (frames in order; stamp_s in
-    seconds), or None for frames that stand alone. Raises PreprocessError for unusable input:
+    seconds), or None for frames that stand alone. The person's points are averaged per voxel_size_m
+    voxel, then evenly thinned or repeated in order to num_points. Raises PreprocessError for unusable input:
     bad_shape, bad_dtype, empty, no_valid_pixels, no_person, too_few_points.
     """
     array = as_real_array(depth, "depth")
@@ -128,4 +116,17 @@ def preprocess_depth(
         )
     if track is not None:
         track.update(person.centroid, stamp_s)
-    return canonical_depth(points)
+    return fixed_count(voxel_means(points, voxel_size_m), num_points).astype(np.float32)
+
+
+def voxel_means(points: np.ndarray, voxel_size_m: float) -> np.ndarray:
+    """The mean point of each occupied voxel of a voxel_size_m grid, in a fixed (lexicographic) order."""
+    if voxel_size_m <= 0:
+        return points
+    keys = np.floor(points / voxel_size_m).astype(np.int64)
+    keys -= keys.min(axis=0)
+    span = keys.max(axis=0) + 1
+    flat = (keys[:, 0] * span[1] + keys[:, 1]) * span[2] + keys[:, 2]
+    _, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    sums = np.stack([np.bincount(inverse, points[:, i], minlength=counts.size) for i in range(3)], axis=-1)
+    return sums / counts[:, None]

@@ -1,10 +1,11 @@
 """Shared base of the sensor adapter nodes: QoS, a worker, accounting, logging and diagnostics.
 
-An adapter subscribes to one raw sensor topic, turns each message into the model-ready sample with the
-same preprocess function as training (midas_ros.preprocess), and publishes it on its sample topic with
-the input's header stamp and frame_id (LiDAR samples: the base frame's, where their points are). Topic
-names are relative (midas_ros.interfaces): remap them to your driver's topic (``--ros-args -r
-ouster/points:=/os1/points``) or use the launch file's arguments.
+An adapter subscribes to one raw sensor topic, turns each message into the model-ready sample with its
+modality's sampler (midas_ros/ros/samples.py: the conversions and the same preprocess function as
+training, no node inside; the replay calls the same classes), and publishes it on its sample topic with
+the input's header stamp and frame_id (depth and LiDAR samples: the base frame's, where their points
+are). Topic names are relative (midas_ros.interfaces): remap them to your driver's topic (``--ros-args
+-r ouster/points:=/os1/points``) or use the launch file's arguments.
 
 The subscription callback only counts the message and hands it to the adapter's worker thread, which
 preprocesses and publishes; while the worker is busy a newer message replaces a waiting one (counted as
@@ -22,8 +23,8 @@ published reliable (keep last 5), which reliable and best-effort subscribers bot
 
 The depth and LiDAR adapters bring their sensor's data into the base frame (midas_ros.rig, ``midas_base``)
 and keep only the person: each declares its sensor's pose (a parameter, or TF with ``use_tf``:
-`SensorPose`), the person search region (`declare_person_search`) and keeps a `PersonTrack`, so the
-person is followed from frame to frame by the messages' stamps.
+`SensorPose`) and its sampler's parameters (samples.py: the person search region and the rest), and the
+sampler keeps a `PersonTrack`, so the person is followed from frame to frame by the messages' stamps.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -47,7 +48,9 @@ from midas_ros.preprocess import PersonSearch, PreprocessError
 from midas_ros.rig import BASE_FRAME, Pose
 from midas_ros.ros.accounting import InputAccounting
 from midas_ros.ros.conversions import ConversionError, sample_to_msg
-from midas_ros.ros.nodes import declare_param
+from midas_ros.ros.nodes import declare_specs
+from midas_ros.ros.parameters import ParameterSpec
+from midas_ros.ros.samples import Sampler
 from midas_ros.ros.worker import Worker
 
 SAMPLE_QOS = QoSProfile(
@@ -56,34 +59,34 @@ SAMPLE_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
-# The person search parameters (search_<name>) and what they set in PersonSearch.
-SEARCH_PARAMETERS: dict[str, str] = {
-    "x_min": "person search region, base frame: nearest x (m, forward from the depth camera's foot)",
-    "x_max": "person search region, base frame: farthest x (m)",
-    "y_min": "person search region, base frame: rightmost y (m, y is left)",
-    "y_max": "person search region, base frame: leftmost y (m)",
-    "floor_m": "points below this height (m) are floor and floor noise",
-    "ceiling_m": "points above this height (m) are ignored (ceiling, lamps)",
-}
+# Every adapter's own parameters (the samplers' are in samples.py).
+ADAPTER_PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("qos_depth", 1, "queue depth of the best-effort sensor subscription"),
+    ParameterSpec("diagnostics_period_s", 1.0, "seconds between DiagnosticStatus messages on /diagnostics"),
+    ParameterSpec(
+        "log_throttle_s", 5.0, "after its first report, a rejection reason is logged at most this often"
+    ),
+)
 
 
 class AdapterNode(Node):
-    """Base class: subclasses set the class attributes and implement :meth:`to_sample`."""
+    """Base class: subclasses set the class attributes and, in :meth:`declare_modality_parameters`,
+    their `sampler` (samples.py), which :meth:`to_sample` calls."""
 
     modality: ClassVar[str]
     input_type: ClassVar[type]
     output_type: ClassVar[type]
+    # Set (declare_sensor_pose) by the adapters whose samples are base-frame points: depth and LiDAR.
+    sensor_pose: SensorPose | None = None
+    sampler: Sampler
 
     def __init__(self, node_name: str | None = None, **node_kwargs: Any) -> None:
         super().__init__(node_name or f"{self.modality}_adapter", **node_kwargs)
         self.declared_parameters: list[str] = []  # this node's own parameters (config/adapters.yaml)
-        qos_depth: int = self.param("qos_depth", 1, "queue depth of the best-effort sensor subscription")
-        self.diagnostics_period_s: float = self.param(
-            "diagnostics_period_s", 1.0, "seconds between DiagnosticStatus messages on /diagnostics"
-        )
-        self.log_throttle_s: float = self.param(
-            "log_throttle_s", 5.0, "after its first report, a rejection reason is logged at most this often"
-        )
+        p = self.declare(ADAPTER_PARAMETERS)
+        qos_depth: int = p["qos_depth"]
+        self.diagnostics_period_s: float = p["diagnostics_period_s"]
+        self.log_throttle_s: float = p["log_throttle_s"]
         self.declare_modality_parameters()
         self.warm_up()
 
@@ -117,66 +120,47 @@ class AdapterNode(Node):
     # -- for subclasses ---------------------------------------------------------------------------------
 
     def declare_modality_parameters(self) -> None:
-        """Declare the modality's own parameters (called before the subscription is made)."""
+        """Declare the modality's own parameters and make `sampler` (called before the subscription)."""
+        raise NotImplementedError
 
     def warm_up(self) -> None:
         """Pay one-off costs (imports, first calls) at start-up rather than on the first message."""
 
     def to_sample(self, msg: Any) -> np.ndarray:
-        """Validate and preprocess one message; raise ConversionError / PreprocessError to reject it."""
-        raise NotImplementedError
+        """Validate and preprocess one message (the sampler); ConversionError / PreprocessError reject it."""
+        return self.sampler.sample(msg)
 
     def sample_header(self, msg: Any) -> Header:
-        """The sample's header: the input's stamp and frame_id (override for samples in another frame)."""
-        return msg.header
+        """The sample's header: the input's stamp; the frame_id is the base frame's for adapters with a
+        sensor pose (depth, LiDAR: their samples are points in the base frame), else the input's (CSI)."""
+        if self.sensor_pose is None:
+            return msg.header
+        return Header(stamp=msg.header.stamp, frame_id=self.sensor_pose.base_frame)
 
-    def param(self, name: str, default: Any, description: str) -> Any:
-        """Declare a parameter with a description; returns its value (override, YAML, or default)."""
-        self.declared_parameters.append(name)
-        return declare_param(self, name, default, description)
-
-    def number_param(self, name: str, default: float | list[float], description: str) -> Any:
-        """A float (or list of floats) parameter that takes integers too (YAML ``1.5`` or ``2``,
-        ``-p camera_pose:="[0, 0, 1.5, 0, 0.3, 0]"``), where a plain one would refuse them."""
-        self.declared_parameters.append(name)
-        descriptor = ParameterDescriptor(description=description, dynamic_typing=True)
-        value = self.declare_parameter(name, default, descriptor).value
-        try:
-            if isinstance(default, list):
-                if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
-                    raise TypeError(value)
-                return [float(v) for v in value]
-            return float(value)
-        except (TypeError, ValueError) as err:
-            kind = "a list of numbers" if isinstance(default, list) else "a number"
-            raise ValueError(f"parameter {name} must be {kind}, got {value!r}") from err
-
-    def declare_person_search(self) -> PersonSearch:
-        """The search_* parameters (SEARCH_PARAMETERS) as a PersonSearch; the rest keep its defaults."""
-        defaults = PersonSearch()
-        values = {
-            name: self.number_param(f"search_{name}", float(getattr(defaults, name)), text)
-            for name, text in SEARCH_PARAMETERS.items()
-        }
-        return PersonSearch(**values)
+    def declare(self, specs: Iterable[ParameterSpec]) -> dict[str, Any]:
+        """Declare parameters (their values: override, YAML, or default) as this node's own."""
+        specs = list(specs)
+        self.declared_parameters += [spec.name for spec in specs]
+        return declare_specs(self, specs)
 
     def declare_sensor_pose(
-        self, name: str, default: Pose, description: str, from_transform: Any = Pose.from_transform
+        self, spec: ParameterSpec, from_transform: Callable[[Any, Any], Pose] = Pose.from_transform
     ) -> SensorPose:
-        """The sensor pose parameter `name` ([x, y, z, roll, pitch, yaw] in the base frame), and
-        use_tf / base_frame (see SensorPose). from_transform turns TF's base_frame -> frame_id transform
-        (translation, quaternion x, y, z, w) into the sensor's Pose."""
-        pose = Pose.from_list(self.number_param(name, default.as_list(), description))
-        use_tf: bool = self.param(
+        """The sensor pose parameter `spec` ([x, y, z, roll, pitch, yaw] in the base frame, samples.py's
+        POSE_PARAMETERS), and use_tf / base_frame (see SensorPose). from_transform turns TF's
+        base_frame -> frame_id transform (translation, quaternion x, y, z, w) into the sensor's Pose."""
+        use_tf = ParameterSpec(
             "use_tf",
             False,
             f"true: the sensor's pose is TF's base_frame -> <message frame_id> (needs tf2_ros; without it "
-            f"a warning and the {name} parameter)",
+            f"a warning and the {spec.name} parameter)",
         )
-        base_frame: str = self.param(
-            "base_frame", BASE_FRAME, "the base frame (its name in TF with use_tf; LiDAR samples' frame_id)"
+        base_frame = ParameterSpec(
+            "base_frame", BASE_FRAME, "the base frame (its name in TF with use_tf; the samples' frame_id)"
         )
-        return SensorPose(self, name, pose, use_tf, base_frame, from_transform)
+        p = self.declare([spec, use_tf, base_frame])
+        pose = Pose.from_list(p[spec.name])
+        return SensorPose(self, spec.name, pose, p["use_tf"], p["base_frame"], from_transform)
 
     # -- message path -----------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """MCAP bags with rosbags (pure Python): write already-serialized messages, read them back.
 
-Nothing here knows a scenario: the demo's bag (midas_ros/demo/scenario.py), the demo's skeleton recorder
-and the bag player all go through these few functions.
+Nothing here knows a scenario: the demo's bag (midas_ros/demo/scenario.py), the replay's skeleton bags
+(midas_ros/replay/skeleton_bag.py, live.py, fast.py) and the bag player all go through these few
+functions.
 
 Messages travel as CDR bytes. rclpy's ``serialize_message`` and rosbags' ``serialize_cdr`` write the same
 bytes, so a message built with the runtime's rclpy builders is written here as it is published, and a

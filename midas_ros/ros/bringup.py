@@ -32,14 +32,14 @@ from rclpy.utilities import remove_ros_args
 
 from midas_ros.interfaces import GROUND_TRUTH_TOPIC, TF_STATIC_TOPIC
 from midas_ros.ros.nodes import quiet_on_shutdown, run_ros
+from midas_ros.ros.parameters import ADAPTER_NODES, CONFIG_FILES, FUSION_NODE
 
 # The node modules (open3d, torch, ...: a second or more) are imported where they are used, so that
 # `bringup` imports them after rclpy.init, where a Ctrl-C during an import ends the program cleanly.
 if TYPE_CHECKING:
     from midas_ros.ros.bag_player import BagPlayer
 
-CONFIG_FILES = ("adapters.yaml", "midas.yaml")
-ADAPTER_NAMES = ("depth_adapter", "lidar_adapter", "csi_adapter")
+ADAPTER_NAMES = tuple(ADAPTER_NODES.values())
 
 
 def config_dir() -> Path:
@@ -122,7 +122,7 @@ def build_nodes(
         for cls, name in zip((DepthAdapter, LidarAdapter, CsiAdapter), ADAPTER_NAMES, strict=True):
             nodes.append(make(cls, name, use_sim_time=use_sim_time))
         nodes.append(
-            make(FusionNode, "fusion_node", use_sim_time=use_sim_time, device=device, checkpoint=checkpoint)
+            make(FusionNode, FUSION_NODE, use_sim_time=use_sim_time, device=device, checkpoint=checkpoint)
         )
         if bag:
             # The player is the clock source: it never runs on sim time itself.
@@ -136,17 +136,22 @@ def build_nodes(
     return nodes
 
 
+def sensors_matched(player: BagPlayer) -> bool:
+    """Whether every sensor topic the player publishes (all but /tf_static and the ground truth, which
+    nobody in this process listens to) has a subscriber."""
+    others = (TF_STATIC_TOPIC, "/" + GROUND_TRUTH_TOPIC)
+    counts = player.subscriber_counts()
+    return all(n > 0 for t, n in counts.items() if t not in others)
+
+
 def wait_for_subscribers(player: BagPlayer, timeout_s: float = 10.0) -> bool:
     """Wait until every sensor topic the player publishes has a subscriber (or `timeout_s` passes).
 
     Gives up (False) when rclpy shuts down meanwhile.
     """
-    others = (TF_STATIC_TOPIC, "/" + GROUND_TRUTH_TOPIC)  # nobody in this process listens to them
-    sensors = [t for t in player.topics if t not in others]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and player.context.ok():
-        counts = player.subscriber_counts()
-        if all(counts[t] > 0 for t in sensors):
+        if sensors_matched(player):
             return True
         time.sleep(0.05)
     return False

@@ -1,4 +1,5 @@
-"""numpy <-> sensor_msgs conversions: depth Image, CameraInfo, PointCloud2 (any x/y/z layout), CSI layout.
+"""numpy <-> sensor_msgs conversions: depth Image, CameraInfo, PointCloud2 (any x/y/z layout), CSI layout,
+and the model-ready samples (depth and LiDAR as x, y, z PointCloud2, CSI in the CSI layout).
 
 Written here because message_filters' friends (cv_bridge, sensor_msgs_py) are not installable in this
 environment. Everything reads ``msg.data`` through ``np.frombuffer`` / strided views (no Python loop over
@@ -97,8 +98,6 @@ def image_to_array(msg: Image) -> np.ndarray:
 def array_to_image(array: np.ndarray, header: Header | None = None, encoding: str | None = None) -> Image:
     """An (H, W) uint16 or float32 array as an Image (16UC1 / 32FC1, native byte order, dense rows)."""
     array = np.asarray(array)
-    if array.ndim == 3 and array.shape[0] == 1:
-        array = array[0]
     if array.ndim != 2:
         raise ConversionError("bad_shape", f"an image needs a 2-D array, got shape {array.shape}")
     if encoding is None:
@@ -375,13 +374,18 @@ def pointcloud2_to_csi(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray]:
 # -- model-ready samples (/midas/sample/<modality>) ------------------------------------------------------
 
 
-def sample_to_msg(modality: str, sample: np.ndarray, header: Header | None = None) -> Image | PointCloud2:
-    """A preprocessed sample (preprocess.py's output) as its sample-topic message (design.md)."""
+# Modalities whose sample is (N, 3) base-frame points of the person: an unorganised x, y, z PointCloud2.
+POINT_SAMPLE_MODALITIES: tuple[str, ...] = ("depth", "lidar")
+
+
+def sample_to_msg(modality: str, sample: np.ndarray, header: Header | None = None) -> PointCloud2:
+    """A preprocessed sample (preprocess.py's output) as its sample-topic message (design.md): depth and
+    LiDAR (N, 3) points as an x, y, z PointCloud2, CSI (6, S, P) in the CSI layout."""
     sample = np.asarray(sample, dtype=np.float32)
-    if modality == "depth":
-        return array_to_image(sample, header, encoding="32FC1")  # (1, H, W) metres
-    if modality == "lidar":
-        return xyz_to_pointcloud2(sample, header)  # (N, 3)
+    if modality in POINT_SAMPLE_MODALITIES:
+        if sample.ndim != 2 or sample.shape[1] != 3:
+            raise ConversionError("bad_shape", f"a {modality} sample needs shape (N, 3), got {sample.shape}")
+        return xyz_to_pointcloud2(sample, header)
     if modality == "csi":
         if sample.ndim != 3 or sample.shape[0] % 2:
             raise ConversionError(
@@ -392,11 +396,9 @@ def sample_to_msg(modality: str, sample: np.ndarray, header: Header | None = Non
     raise ValueError(f"unknown modality {modality!r}")
 
 
-def msg_to_sample(modality: str, msg: Image | PointCloud2) -> np.ndarray:
-    """A sample-topic message back to the model's array: depth (1, H, W), lidar (N, 3), csi (6, S, P)."""
-    if modality == "depth":
-        return image_to_array(msg).astype(np.float32, copy=False)[None]
-    if modality == "lidar":
+def msg_to_sample(modality: str, msg: PointCloud2) -> np.ndarray:
+    """A sample-topic message back to the model's array: depth and lidar (N, 3), csi (6, S, P)."""
+    if modality in POINT_SAMPLE_MODALITIES:
         return pointcloud2_to_xyz(msg, drop_invalid=False)
     if modality == "csi":
         amplitude, phase = pointcloud2_to_csi(msg)

@@ -1,14 +1,15 @@
-"""CSI adapter: CSI-layout PointCloud2 (3 x 114 x 10) -> midas/sample/csi (6 x 114 x 10, same layout)."""
+"""CSI adapter: CSI-layout PointCloud2 (3 x 114 x 10) -> midas/sample/csi (6 x 114 x 10, same layout).
+
+The frame -> sample work is `samples.CsiSampler` (the replay uses it too).
+"""
 
 from __future__ import annotations
 
-import numpy as np
 from sensor_msgs.msg import PointCloud2
 
-from midas_ros.preprocess import preprocess_csi
 from midas_ros.ros.adapter import AdapterNode
-from midas_ros.ros.conversions import pointcloud2_to_csi
 from midas_ros.ros.nodes import run_node
+from midas_ros.ros.samples import CsiSampler
 
 
 class CsiAdapter(AdapterNode):
@@ -18,9 +19,8 @@ class CsiAdapter(AdapterNode):
     input_type = PointCloud2
     output_type = PointCloud2
 
-    def to_sample(self, msg: PointCloud2) -> np.ndarray:
-        amplitude, phase = pointcloud2_to_csi(msg)
-        return preprocess_csi(amplitude, phase)
+    def declare_modality_parameters(self) -> None:
+        self.sampler = CsiSampler()
 
 
 def main(args: list[str] | None = None) -> None:

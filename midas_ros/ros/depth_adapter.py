@@ -1,7 +1,10 @@
 """Depth adapter: sensor_msgs/Image (16UC1 mm or 32FC1 m) + its CameraInfo -> midas/sample/depth.
 
 The image is back-projected with the camera's intrinsics and pose into the base frame, the person is
-found there and drawn by the canonical camera (midas_ros.preprocess.depth): 32FC1, 96 x 128, metres.
+found there, and only the person's visible surface is kept (midas_ros.preprocess.depth): averaged on a
+2 cm voxel grid and brought to DEPTH_NUM_POINTS (5120) points, published as an x, y, z float32
+PointCloud2 in the base frame (metres, floor z = 0); the sample's header has the image's stamp and the
+base frame's name (``base_frame``) as frame_id.
 
 Intrinsics come from the latest sensor_msgs/CameraInfo on ``camera/camera/depth/camera_info``
 (interfaces.DEPTH_CAMERA_INFO_TOPIC, relative: remap it beside the image topic): K and the image size
@@ -13,30 +16,28 @@ CameraInfo's (``camera_info_mismatch``, e.g. camera_info of another stream or re
 
 The camera's pose is the ``camera_pose`` parameter (camera_link in the base frame), or with ``use_tf``
 TF's base_frame -> the image's frame_id, which is the optical frame (REP 103: z forward, x right, y
-down); `body_pose_from_optical` turns that into the camera_link pose.
+down); `samples.body_pose_from_optical` turns that into the camera_link pose.
+
+The image -> sample work (intrinsics, size check, preprocess_depth with a PersonTrack) is
+`samples.DepthSampler`, which the replay uses too; this node declares its parameters, subscribes, logs
+and publishes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from scipy.spatial.transform import Rotation
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from midas_ros.interfaces import DEPTH_CAMERA_INFO_TOPIC
-from midas_ros.preprocess import PersonTrack, PreprocessError, find_person, preprocess_depth
-from midas_ros.rig import MMFI_RIG, CameraIntrinsics, Pose
+from midas_ros.preprocess import PreprocessError, find_person
+from midas_ros.rig import CameraIntrinsics
 from midas_ros.ros.adapter import AdapterNode, synthetic_person
-from midas_ros.ros.conversions import (
-    ConversionError,
-    camera_info_to_intrinsics,
-    image_to_array,
-    stamp_to_ns,
-)
+from midas_ros.ros.conversions import ConversionError
 from midas_ros.ros.nodes import run_node
+from midas_ros.ros.samples import DEPTH_PARAMETERS, POSE_FROM_TRANSFORM, POSE_PARAMETERS, DepthSampler
 
 # Best effort connects to reliable and best-effort publishers alike (realsense2_camera uses either);
 # only the latest CameraInfo matters.
@@ -47,23 +48,6 @@ CAMERA_INFO_QOS = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 
-# camera_link's axes in optical coordinates (REP 103): x forward = optical z, y left = -optical x,
-# z up = -optical y. Row i is camera_link axis i, so p_link = OPTICAL_TO_BODY @ p_optical.
-OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
-
-
-def body_pose_from_optical(translation: Any, quaternion_xyzw: Any) -> Pose:
-    """A camera's camera_link pose from its optical frame's pose (TF base -> optical frame).
-
-    TF gives R_base_optical (optical coordinates -> base). A point's camera_link coordinates are
-    p_link = OPTICAL_TO_BODY @ p_optical, so p_base = R_base_optical @ OPTICAL_TO_BODY.T @ p_link + t:
-    R_base_link = R_base_optical @ OPTICAL_TO_BODY.T, and the origin is the same point. (A level camera's
-    optical frame has quaternion (-0.5, 0.5, -0.5, 0.5), which gives roll = pitch = yaw = 0.)
-    """
-    r_optical = Rotation.from_quat(np.asarray(quaternion_xyzw, dtype=float)).as_matrix()
-    body = Rotation.from_matrix(r_optical @ OPTICAL_TO_BODY.T)
-    return Pose.from_transform(translation, body.as_quat())
-
 
 def _describe(intrinsics: CameraIntrinsics | None) -> str:
     if intrinsics is None:
@@ -73,116 +57,63 @@ def _describe(intrinsics: CameraIntrinsics | None) -> str:
 
 
 class DepthAdapter(AdapterNode):
-    """Finds the person in depth images and draws them into the model's canonical depth input."""
+    """Finds the person in depth images and publishes their visible surface as base-frame points."""
 
     modality = "depth"
     input_type = Image
-    output_type = Image
+    output_type = PointCloud2
+    sampler: DepthSampler
 
     def __init__(self, node_name: str | None = None, **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
         self._info_sub = self.create_subscription(
             CameraInfo, DEPTH_CAMERA_INFO_TOPIC, self._on_camera_info, CAMERA_INFO_QOS
         )
-        fallback = self.fallback_intrinsics
+        self.sampler.camera_info_source = self._info_sub.topic_name
+        fallback = self.sampler.fallback
         until = "" if fallback is None else f" (until then camera_info_k: {_describe(fallback)})"
         self.get_logger().info(f"intrinsics from {self._info_sub.topic_name}{until}")
 
     def declare_modality_parameters(self) -> None:
-        self.scale_to_m: float = self.number_param(
-            "scale_to_m", 0.0, "metres per depth unit; 0 = auto (0.001 for 16UC1 mm, 1.0 for 32FC1 m)"
-        )
-        self.max_range_m: float = self.number_param("max_range_m", 8.0, "depths beyond this are ignored (m)")
-        self.sensor_pose = self.declare_sensor_pose(
-            "camera_pose",
-            MMFI_RIG.depth_pose,
-            "the depth camera's camera_link (x along the optical axis, z up) in the base frame: "
-            "[x, y, z, roll, pitch, yaw] (m, rad, ROS fixed-axis RPY; pitch > 0 looks down); the base "
-            "frame's origin is on the floor below the camera, so x = y = yaw = 0 and z is its height",
-            body_pose_from_optical,
-        )
-        self.search = self.declare_person_search()
-        k = self.number_param(
-            "camera_info_k",
-            [0.0] * 9,
-            "for drivers without camera_info: the rectified image's K (fx, 0, cx, 0, fy, cy, 0, 0, 1), "
-            "used until a CameraInfo arrives; all zero = none",
-        )
-        width: int = self.param("camera_info_width", 0, "image width (px) of camera_info_k")
-        height: int = self.param("camera_info_height", 0, "image height (px) of camera_info_k")
-        self.fallback_intrinsics: CameraIntrinsics | None = None
-        if any(k):
-            try:
-                self.fallback_intrinsics = CameraIntrinsics.from_k(width, height, k)
-            except ValueError as err:
-                raise ValueError(
-                    f"camera_info_k / camera_info_width / camera_info_height: {err} (set all three, "
-                    "or K all zero for none)"
-                ) from err
-        # The latest CameraInfo's intrinsics: swapped whole by the callback (executor thread), read once
-        # per frame by to_sample (worker thread); an immutable value, so no lock.
-        self.camera_info: CameraIntrinsics | None = None
-        self._camera_info_problem = ""
-        self.track = PersonTrack()  # used by the worker thread only
+        values = self.declare(DEPTH_PARAMETERS)
+        self.sensor_pose = self.declare_sensor_pose(POSE_PARAMETERS["depth"], POSE_FROM_TRANSFORM["depth"])
+        self.sampler = DepthSampler(values, self.sensor_pose.pose_of)  # used by the worker thread
+
+    @property
+    def camera_info(self) -> CameraIntrinsics | None:
+        """The latest usable CameraInfo's intrinsics (None before the first)."""
+        return self.sampler.camera_info
+
+    def intrinsics(self) -> CameraIntrinsics | None:
+        """What the next frame is read with: the latest CameraInfo, else the parameters, else None."""
+        return self.sampler.intrinsics()
 
     def warm_up(self) -> None:
         """The person search's first run (imports, first calls) at start-up, not on the first frame."""
+        search = self.sampler.search
         try:
-            find_person(synthetic_person(self.search), self.search)
+            find_person(synthetic_person(search), search)
         except PreprocessError as err:
             self.get_logger().warning(f"warm-up: a person-sized box was not found ({err}); search region?")
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        previous, problem = self.sampler.camera_info, self.sampler.camera_info_problem
         try:
-            intrinsics = camera_info_to_intrinsics(msg)
+            intrinsics = self.sampler.on_camera_info(msg)
         except ConversionError as err:
-            if str(err) != self._camera_info_problem:
+            if str(err) != problem:
                 self.get_logger().warning(f"ignored a CameraInfo on {self._info_sub.topic_name}: {err}")
-            self._camera_info_problem = str(err)
             return
-        if intrinsics != self.camera_info:
+        if intrinsics != previous:
             self.get_logger().info(f"camera intrinsics from CameraInfo: {_describe(intrinsics)}")
-        self.camera_info = intrinsics
-
-    def intrinsics(self) -> CameraIntrinsics | None:
-        """What the next frame is read with: the latest CameraInfo, else the parameters, else None."""
-        latest = self.camera_info
-        return latest if latest is not None else self.fallback_intrinsics
-
-    def to_sample(self, msg: Image) -> np.ndarray:
-        depth = image_to_array(msg)
-        intrinsics = self.intrinsics()
-        if intrinsics is None:
-            ignored = self._camera_info_problem
-            problem = f" (the last one was ignored: {ignored})" if ignored else ""
-            raise ConversionError(
-                "no_camera_info",
-                f"no CameraInfo on {self._info_sub.topic_name} yet{problem} and no camera_info_k parameter",
-            )
-        if depth.shape != (intrinsics.height, intrinsics.width):
-            source = "camera_info" if intrinsics is self.camera_info else "camera_info_k parameter"
-            raise ConversionError(
-                "camera_info_mismatch",
-                f"the image is {depth.shape[1]}x{depth.shape[0]} but its {source} says "
-                f"{intrinsics.width}x{intrinsics.height} (intrinsics of another stream or resolution?)",
-            )
-        return preprocess_depth(
-            depth,
-            intrinsics,
-            self.sensor_pose.pose_of(msg.header.frame_id),
-            scale_to_m=self.scale_to_m or None,
-            search=self.search,
-            track=self.track,
-            stamp_s=stamp_to_ns(msg.header.stamp) / 1e9,
-            max_range_m=self.max_range_m,
-        )
 
     def diagnostic_status(self) -> DiagnosticStatus:
         status = super().diagnostic_status()
+        intrinsics = self.intrinsics()
         source = "camera_info" if self.camera_info is not None else "camera_info_k parameter"
-        if self.intrinsics() is None:
+        if intrinsics is None:
             source = "none yet"
-        status.values.append(KeyValue(key="intrinsics", value=f"{_describe(self.intrinsics())} ({source})"))
+        status.values.append(KeyValue(key="intrinsics", value=f"{_describe(intrinsics)} ({source})"))
         return status
 
 

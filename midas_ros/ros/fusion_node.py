@@ -12,10 +12,12 @@ Subscribes (best effort) to midas/sample/{depth,lidar,csi}, the adapters' model-
 - /diagnostics            on a steady timer: per sensor its state (ok, late, dead, never received), age,
                           delay, rate and counters; the fusion's subset, sets, drops and latencies.
 
-The node only wires topics: each sample goes to the synchronizer with its arrival time on the node's
-clock (which follows /clock under use_sim_time), a timer on that clock lets open sets' waits run out,
-and formed sets go to a worker thread through a drop-oldest queue of one, so /clock and the samples keep
-flowing while the model runs. One forward pass per set gives the pose and the weights used.
+The node only wires topics around plain code (midas_ros/ros/fusion.py, which the replay's fast mode
+runs too): its parameters are `FUSION_PARAMETERS`; each sample goes to the `FusionPolicy` (the
+synchroniser, time jumps, withdrawals) with its arrival time on the node's clock (which follows /clock
+under use_sim_time), a timer on that clock polls it so open sets' waits run out, and formed sets go to a
+worker thread through a drop-oldest queue of one, so /clock and the samples keep flowing while the model
+runs. There `fuse` makes one forward pass per set (the pose and the weights used) and the outputs.
 
 The worker releases the GIL inside each torch op but must win it back hundreds of times per inference;
 with Python's default 5 ms switch interval, busy callback threads made that cost up to a second per
@@ -40,7 +42,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
-from sensor_msgs.msg import Image, PointCloud2
+from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from midas_ros import MODALITIES
@@ -51,18 +53,25 @@ from midas_ros.interfaces import (
     POSES_TOPIC,
     SAMPLE_TOPICS,
 )
-from midas_ros.rig import BASE_FRAME
 from midas_ros.ros.accounting import InputAccounting
 from midas_ros.ros.conversions import ConversionError, msg_to_sample, stamp_to_ns
+from midas_ros.ros.fusion import (
+    DEVICES,
+    FUSION_PARAMETERS,
+    FusionPolicy,
+    FusionSettings,
+    fuse,
+    load_predictor,
+)
 from midas_ros.ros.fusion_record import FusionRecord, fusion_record_msg
-from midas_ros.ros.markers import delete_all_markers, pose_array, skeleton_markers, subset_label
-from midas_ros.ros.nodes import declare_param, run_node
+from midas_ros.ros.markers import delete_all_markers, subset_label
+from midas_ros.ros.nodes import declare_specs, run_node
 from midas_ros.ros.worker import Worker
-from midas_ros.sync import ModalityConfig, SampleSet, StalenessSynchronizer
+from midas_ros.sync import SampleSet
 
-SAMPLE_TYPES: dict[str, type] = {"depth": Image, "lidar": PointCloud2, "csi": PointCloud2}
+# Every sample topic carries a PointCloud2: depth and LiDAR x, y, z points, CSI in the CSI layout.
+SAMPLE_TYPES: dict[str, type] = {m: PointCloud2 for m in MODALITIES}
 CHECKPOINT_NAME = "midas.safetensors"
-DEVICES = ("auto", "cuda", "cpu")
 # Sensor state -> diagnostics level: a late sensor still delivers (WARN), a dead one does not.
 STATE_LEVELS = {
     "ok": DiagnosticStatus.OK,
@@ -102,43 +111,26 @@ class FusionNode(Node):
 
     def __init__(self, node_name: str = "fusion_node", *, predictor: Any = None, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        p = self._declare_parameters()
+        p = declare_specs(self, FUSION_PARAMETERS)
         if p["device"] not in DEVICES:
             raise ValueError(f"parameter device must be one of {DEVICES}, got {p['device']!r}")
-        if p["poll_period_s"] <= 0 or p["diagnostics_period_s"] <= 0 or p["max_latency_s"] < 0:
-            raise ValueError("poll_period_s and diagnostics_period_s must be > 0, max_latency_s >= 0")
-        self.frame_id: str = p["frame_id"]
-        self.lifetime_s: float = p["marker_lifetime_s"]
+        if p["diagnostics_period_s"] <= 0:
+            raise ValueError("fusion_node: diagnostics_period_s must be > 0")
+        self.settings = FusionSettings.from_parameters(p)
+        self.frame_id = self.settings.frame_id
         self.diagnostics_period_s: float = p["diagnostics_period_s"]
-        self.configs = {
-            m: ModalityConfig(timeout_s=p[f"{m}.timeout_s"], tolerance_s=p[f"{m}.tolerance_s"])
-            for m in MODALITIES
-        }
         if predictor is None:
-            from midas_ros.model import PosePredictor  # torch is heavy: only when the node really runs
-
             checkpoint = Path(p["checkpoint"]) if p["checkpoint"] else default_checkpoint()
-            if not checkpoint.exists():
-                raise FileNotFoundError(
-                    f"checkpoint {checkpoint} not found: run midas_train or set the 'checkpoint' parameter"
-                )
-            threads = p["torch_threads"] or None
-            predictor = PosePredictor.from_checkpoint(checkpoint, device=p["device"], num_threads=threads)
+            predictor = load_predictor(checkpoint, p["device"], p["torch_threads"])
             self.get_logger().info(f"loaded {checkpoint} on device={p['device']}")
         self.predictor = predictor
         if p["gil_switch_interval_s"] > 0:
             sys.setswitchinterval(p["gil_switch_interval_s"])
-        self.sync = StalenessSynchronizer(
-            self.configs, max_latency_s=p["max_latency_s"], jump_back_s=p["jump_back_s"]
-        )
         self.accounting = {m: InputAccounting() for m in MODALITIES}
 
         # Shared by callbacks (any executor thread) and the worker.
         self._lock = threading.Lock()
-        self._seen_resets = 0
-        self._showing = False
         self._last_logged: set[str] = set()
-        self.sets_formed = 0
         self.published = 0
         self.last_record: FusionRecord | None = None
         self.inference_ms: deque[float] = deque(maxlen=500)
@@ -147,6 +139,14 @@ class FusionNode(Node):
         self._clock_seen: tuple[int, float] | None = None  # (node clock, steady time) at the last change
 
         self._worker: Worker[SampleSet] = Worker("midas_inference", self._infer_and_publish, self._on_error)
+        # Sets, time jumps and withdrawals: the plain policy (fusion.py) the replay's fast mode runs too.
+        self.policy = FusionPolicy(
+            self.settings,
+            on_set=self._worker.put,
+            on_withdraw=self._withdraw,
+            on_time_jump=lambda: self.get_logger().info("time jumped back: synchronisation restarted"),
+        )
+        self.sync = self.policy.sync
         # Callbacks only convert, place and enqueue: one executor thread serves them all.
         for m in MODALITIES:
             self.create_subscription(
@@ -158,58 +158,21 @@ class FusionNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         # The poll runs on the node's clock (open sets wait in that time); diagnostics on a steady clock,
         # so they keep coming, marked stale, when /clock stops.
-        self.create_timer(p["poll_period_s"], self._on_poll)
+        self.create_timer(self.settings.poll_period_s, self._on_poll)
         self.create_timer(
             self.diagnostics_period_s, self.publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME)
         )
 
-    def _declare_parameters(self) -> dict[str, Any]:
-        specs: list[tuple[str, Any, str]] = [
-            (
-                "checkpoint",
-                "",
-                "MIDAS checkpoint (.safetensors); empty = <share>/midas_ros/models/midas.safetensors",
-            ),
-            ("device", "auto", "inference device: auto, cuda or cpu"),
-            (
-                "torch_threads",
-                1,
-                "torch CPU threads for inference (0 = torch's default); 1 leaves cores to the adapters",
-            ),
-            (
-                "frame_id",
-                BASE_FRAME,
-                "frame of the skeleton markers and poses: the base frame the adapters bring every input to",
-            ),
-            (
-                "gil_switch_interval_s",
-                0.0005,
-                "Python's thread switch interval for this process (0 = leave it): short so the inference "
-                "thread is not starved by the callback threads",
-            ),
-            (
-                "max_latency_s",
-                0.05,
-                "a sample set waits at most this long after its first sample arrived for the other live "
-                "sensors; a sensor whose samples arrive later than this after their set opened is 'late' "
-                "and not waited for (raise it to the lag of a slow sensor to fuse it)",
-            ),
-            ("jump_back_s", 1.0, "stamps or the clock this far back restart synchronisation"),
-            ("poll_period_s", 0.01, "how often open sets' waits are checked (node clock)"),
-            ("marker_lifetime_s", 0.25, "markers expire after this long (about 2.5 frames at 10 Hz)"),
-            ("diagnostics_period_s", 1.0, "period of the /diagnostics status (steady clock)"),
-        ]
-        for m in MODALITIES:
-            specs.append((f"{m}.timeout_s", 0.5, f"{m}: no arrival for this long (s) -> dead"))
-            specs.append((f"{m}.tolerance_s", 0.05, f"{m}: largest stamp offset (s) from the set's stamp"))
-        return {name: declare_param(self, name, default, text) for name, default, text in specs}
+    @property
+    def sets_formed(self) -> int:
+        return self.policy.sets_formed
 
     # -- callbacks ------------------------------------------------------------------------------------
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _on_sample(self, modality: str, msg: Image | PointCloud2, info: dict[str, Any]) -> None:
+    def _on_sample(self, modality: str, msg: PointCloud2, info: dict[str, Any]) -> None:
         arrival_ns = self._now_ns()
         accounting = self.accounting[modality]
         accounting.received(info)
@@ -220,34 +183,16 @@ class FusionNode(Node):
             self._log_once(f"rejected/{modality}/{exc.reason}", f"rejected a {modality} sample: {exc}")
             return
         accounting.processed()
-        self._dispatch(self.sync.add(modality, stamp_to_ns(msg.header.stamp), sample, arrival_ns))
+        self.policy.add(modality, stamp_to_ns(msg.header.stamp), sample, arrival_ns)
 
     def _on_poll(self) -> None:
-        now_ns = self._now_ns()
-        self._dispatch(self.sync.poll(now_ns))
-        if not any(s.alive for s in self.sync.stats(now_ns).values()):
-            self._withdraw("no sensor alive: skeleton withdrawn", now_ns)
+        self.policy.poll(self._now_ns())
 
-    def _dispatch(self, sets: list[SampleSet]) -> None:
-        resets = self.sync.resets
-        with self._lock:
-            jumped = resets != self._seen_resets
-            self._seen_resets = resets
-            self.sets_formed += len(sets)
-        if jumped:
-            self.get_logger().info("time jumped back: synchronisation restarted")
-            self._withdraw(None, 0)
-        for sample_set in sets:
-            self._worker.put(sample_set)
-
-    def _withdraw(self, message: str | None, stamp_ns: int) -> None:
-        """Delete the skeleton markers instead of leaving the last skeleton standing."""
-        with self._lock:
-            showing, self._showing = self._showing, False
-        if showing:
-            self.markers_pub.publish(delete_all_markers(self.frame_id, Time(nanoseconds=stamp_ns).to_msg()))
-            if message:
-                self.get_logger().warning(message)
+    def _withdraw(self, stamp_ns: int, now_ns: int, reason: str | None) -> None:
+        """Delete the skeleton markers instead of leaving the last skeleton standing (the policy's call)."""
+        self.markers_pub.publish(delete_all_markers(self.frame_id, Time(nanoseconds=stamp_ns).to_msg()))
+        if reason:
+            self.get_logger().warning(reason)
 
     def _log_once(self, key: str, message: str) -> None:
         with self._lock:
@@ -264,35 +209,19 @@ class FusionNode(Node):
 
     def _infer_and_publish(self, sample_set: SampleSet) -> None:
         resets = self.sync.resets
-        start = time.perf_counter()
-        prediction = self.predictor.predict(sample_set.samples)
-        inference_ms = (time.perf_counter() - start) * 1e3
+        fused = fuse(sample_set, self.predictor)
         if self.sync.resets != resets:
             return  # time jumped back while the model ran: this result belongs to the old time line
-        present = tuple(m for m in MODALITIES if m in sample_set.samples)
-        joints = np.asarray(prediction.joints, dtype=np.float64)
-        stamp = Time(nanoseconds=sample_set.stamp_ns).to_msg()
-        with self._lock:
-            self._showing = True
-        self.markers_pub.publish(
-            skeleton_markers(joints, present, frame_id=self.frame_id, stamp=stamp, lifetime_s=self.lifetime_s)
-        )
-        self.poses_pub.publish(pose_array(joints, frame_id=self.frame_id, stamp=stamp))
-        record = FusionRecord(
-            stamp_ns=sample_set.stamp_ns,
-            subset=present,
-            weights={m: float(w) for m, w in prediction.weights.items()},
-            sample_stamps_ns=dict(sample_set.stamps_ns),
-            missing=dict(sample_set.missing),
-            wait_ms=sample_set.wait_s * 1e3,
-            inference_ms=inference_ms,
-            stamp_to_publish_ms=(self._now_ns() - sample_set.stamp_ns) / 1e6,
-        )
+        self.policy.showing()
+        lifetime_s = self.settings.marker_lifetime_s
+        self.markers_pub.publish(fused.markers(self.frame_id, lifetime_s))
+        self.poses_pub.publish(fused.poses(self.frame_id))
+        record = fused.record(self._now_ns())
         self.fusion_pub.publish(fusion_record_msg(record, self.frame_id))
         with self._lock:
             self.published += 1
             self.last_record = record
-            self.inference_ms.append(inference_ms)
+            self.inference_ms.append(record.inference_ms)
             self.stamp_latency_ms.append(record.stamp_to_publish_ms)
             self.wait_ms.append(record.wait_ms)
 

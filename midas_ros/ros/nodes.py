@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import rclpy
@@ -33,6 +33,8 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.context import Context
 from rclpy.executors import Executor
 from rclpy.node import Node
+
+from midas_ros.ros.parameters import ParameterSpec, as_number
 
 # rclpy 9.1 bug: Executor.__del__ reads self._sigint_gc, which __init__ sets only after making its guard
 # conditions, so an executor made on a context that was just shut down (rclpy.spin makes one right after
@@ -43,6 +45,22 @@ Executor._sigint_gc = None
 def declare_param(node: Node, name: str, default: Any, description: str) -> Any:
     """Declare a parameter with a description (shown by `ros2 param describe`); returns its value."""
     return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+
+def declare_spec(node: Node, spec: ParameterSpec) -> Any:
+    """Declare a ParameterSpec (numbers with dynamic typing: they take integers too); returns its value
+    (override, YAML, or default) as `ParameterSpec.value` reads it from a mapping."""
+    if not spec.number:
+        return declare_param(node, spec.name, spec.default, spec.description)
+    descriptor = ParameterDescriptor(description=spec.description, dynamic_typing=True)
+    return as_number(
+        spec.name, spec.default, node.declare_parameter(spec.name, spec.default, descriptor).value
+    )
+
+
+def declare_specs(node: Node, specs: Iterable[ParameterSpec]) -> dict[str, Any]:
+    """Declare every spec; {name: value}."""
+    return {spec.name: declare_spec(node, spec) for spec in specs}
 
 
 @contextlib.contextmanager

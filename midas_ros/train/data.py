@@ -14,6 +14,7 @@ from midas_ros import MODALITIES
 from midas_ros.mmfi.dataset import MMFiDataset
 from midas_ros.mmfi.preprocessed import PreprocessedSet
 from midas_ros.model import FusionModel
+from midas_ros.model.person_frame import choose_anchor, points_anchor, to_frame
 
 logger = logging.getLogger(__name__)
 
@@ -45,20 +46,64 @@ def batch_inputs(data: PreprocessedSet, index: np.ndarray, device: torch.device)
     return {m: torch.from_numpy(arrays[m]).to(device) for m in MODALITIES}
 
 
+def data_anchors(data: PreprocessedSet, rows: np.ndarray, chunk: int = 1024) -> dict[str, torch.Tensor]:
+    """{"depth", "lidar"}: (n, 3) person-frame anchors of each modality's points on `rows` (zeros where
+    the modality is absent)."""
+    out = {}
+    for m in ("depth", "lidar"):
+        source = getattr(data, m)
+        parts = [
+            points_anchor(torch.from_numpy(source[rows[i : i + chunk]].astype(np.float32)))
+            for i in range(0, len(rows), chunk)
+        ]
+        out[m] = torch.cat(parts) if parts else torch.zeros(0, 3)
+    return out
+
+
+def person_frame_statistics(data: PreprocessedSet, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean pose (17, 3) in the person frame, default anchor (3,)) of the training rows: what a model
+    adds to its head's output, and the frame it uses when only CSI is present."""
+    joints = torch.from_numpy(data.joints[rows])
+    pelvis = joints[:, 0, :2].double().mean(dim=0)
+    default = torch.tensor([pelvis[0], pelvis[1], torch.atan2(pelvis[1], pelvis[0])], dtype=torch.float32)
+    anchors = data_anchors(data, rows)
+    present = torch.from_numpy(data.present[rows])
+    anchor = choose_anchor(anchors["depth"], anchors["lidar"], default, present)
+    return to_frame(joints, anchor).double().mean(dim=0).float().numpy(), default.numpy()
+
+
 @dataclass
 class TokenCache:
-    """Frozen-encoder tokens of every frame: {modality: (N, C, L_m)} float16 on the CPU, plus the
-    availability mask and joints. Stage 2 trains everything after the encoders on these."""
+    """Frozen-encoder tokens of every frame, float16 on the CPU, and what picks a batch's person frame.
 
-    tokens: dict[str, torch.Tensor]
+    LiDAR tokens depend on the frame: "lidar" holds them in depth's frame (used when depth is present)
+    and "lidar_alone" in LiDAR's own (depth absent). anchors: {"depth", "lidar"} (N, 3).
+    """
+
+    tokens: dict[str, torch.Tensor]  # depth, lidar, lidar_alone, csi: (N, C, L_m)
+    anchors: dict[str, torch.Tensor]
+    default_anchor: torch.Tensor  # (3,)
     available: torch.Tensor  # (N, 3) bool
     joints: torch.Tensor  # (N, 17, 3) float32
 
     def __len__(self) -> int:
         return len(self.joints)
 
-    def batch(self, index: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
-        return {m: t[index].to(device=device, dtype=torch.float32) for m, t in self.tokens.items()}
+    def batch(
+        self, index: torch.Tensor, present: torch.Tensor, device: torch.device
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """(tokens {modality: (B, C, L)}, anchor (B, 3)) of some rows with a modality subset present."""
+        present = present.to(device)
+        tokens = {m: self.tokens[m][index].to(device=device, dtype=torch.float32) for m in MODALITIES}
+        alone = self.tokens["lidar_alone"][index].to(device=device, dtype=torch.float32)
+        tokens["lidar"] = torch.where(present[:, 0, None, None], tokens["lidar"], alone)
+        anchor = choose_anchor(
+            self.anchors["depth"][index].to(device),
+            self.anchors["lidar"][index].to(device),
+            self.default_anchor,
+            present,
+        )
+        return tokens, anchor
 
 
 @torch.no_grad()
@@ -77,13 +122,24 @@ def build_token_cache(
     """
     model.eval()
     n = len(data)
+    rows = np.arange(n)
+    anchors = data_anchors(data, rows)
+    available = torch.from_numpy(data.present.copy())
+    default = model.default_anchor.detach().cpu()
     tokens: dict[str, torch.Tensor] = {}
     for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", leave=False):
         index = np.arange(start, min(start + batch_size, n))
-        present = torch.from_numpy(data.present[index]).to(device)
-        out = model.encode(batch_inputs(data, index, device), present)
-        for m in MODALITIES:
+        present = available[index].to(device)
+        inputs = batch_inputs(data, index, device)
+        anchor = choose_anchor(anchors["depth"][index], anchors["lidar"][index], default, present.cpu())
+        out = model.encode(inputs, present, anchor.to(device))
+        # LiDAR in its own frame, for the subsets without depth (absent rows: zeros, never used).
+        alone_anchor = torch.where(present[:, 1:2].cpu(), anchors["lidar"][index], default)
+        out["lidar_alone"] = model.encode_modality(
+            "lidar", inputs["lidar"], present[:, 1], alone_anchor.to(device)
+        )
+        for m, value in out.items():
             if m not in tokens:
-                tokens[m] = torch.zeros((n, *out[m].shape[1:]), dtype=dtype)
-            tokens[m][index] = out[m].to("cpu", dtype)
-    return TokenCache(tokens, torch.from_numpy(data.present.copy()), torch.from_numpy(data.joints.copy()))
+                tokens[m] = torch.zeros((n, *value.shape[1:]), dtype=dtype)
+            tokens[m][index] = value.to("cpu", dtype)
+    return TokenCache(tokens, anchors, default, available, torch.from_numpy(data.joints.copy()))

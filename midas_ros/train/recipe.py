@@ -77,10 +77,10 @@ class Recipe:
         )
 
 
-# Sizes chosen for a ~40 minute recipe on a 2-core CPU (docs/training.md).
+# Sizes chosen for a ~1 hour training run on a 2-core CPU (docs/training.md).
 _SMALL = Recipe(
     model=MidasConfig(feature_dim=256, num_tokens=32, encoder_width=16, latent_channels=128, head_hidden=256),
-    stage1=Stage1Settings(epochs=4, batch_size=32, lr=1e-3),
+    stage1=Stage1Settings(epochs=8, batch_size=32, lr=2e-3),
     stage2=Stage2Settings(epochs=6, batch_size=32, outer_every=8),
 )
 PRESETS: dict[str, Recipe] = {
@@ -92,8 +92,8 @@ PRESETS: dict[str, Recipe] = {
     # Seconds, for tests and smoke runs of the tiny data set.
     "tiny": Recipe(
         model=MidasConfig(feature_dim=32, num_tokens=8, encoder_width=4, latent_channels=16, head_hidden=32),
-        stage1=Stage1Settings(epochs=2, batch_size=16, lr=1e-3),
-        stage2=Stage2Settings(epochs=2, batch_size=16, outer_every=2),
+        stage1=Stage1Settings(epochs=2, batch_size=16, lr=1e-3, warmup_steps=5),
+        stage2=Stage2Settings(epochs=2, batch_size=16, outer_every=2, warmup_steps=5),
         num_test_subjects=1,  # the tiny simulator preset has three subjects
         val_fraction=0.5,
         held_out_rigs=(),  # too few frames to hold any out

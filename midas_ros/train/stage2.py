@@ -6,8 +6,9 @@ and runs the same number of epochs. Departure from PTA (documented in docs/train
 are frozen here and their tokens cached once, which makes stage 2 about 5x cheaper on a CPU; PTA
 fine-tunes them.
 
-Inner loop: Adam (5e-4) on task loss + lambda (0.1) x (diffusion + KD + autoencoder loss). The task loss
-is the pose MSE of the prediction plus, for MIDAS, that of the unrefined weighted-sum teacher (so the
+Inner loop: Adam (5e-4, cosine decay per step after a short warm-up) on task loss + lambda (0.1) x
+(diffusion + KD + autoencoder loss). The task loss is the pose error (mean joint distance, in
+decimetres) of the prediction plus, for MIDAS, that of the unrefined weighted-sum teacher (so the
 teacher the students are distilled toward is itself a good pose feature).
 Outer loop (models with learnable weights): every `outer_every` inner steps one Adam (1e-2) step on the
 modality weights with the validation task loss through a differentiable look-ahead inner step
@@ -25,7 +26,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
-from torch.nn import functional as F
 from tqdm import tqdm
 
 from midas_ros import MODALITIES
@@ -35,7 +35,7 @@ from midas_ros.model import FusionModel, MidasConfig, MidasOutput, build_model, 
 from midas_ros.train import state
 from midas_ros.train.bilevel import outer_step
 from midas_ros.train.data import TokenCache
-from midas_ros.train.stage1 import epoch_seed
+from midas_ros.train.stage1 import cosine_lr, epoch_seed, pose_loss
 from midas_ros.train.subsets import random_present
 
 logger = logging.getLogger(__name__)
@@ -61,9 +61,10 @@ class Stage2Settings:
     outer_every: int = 4  # inner steps per outer (weight) step
     first_order: bool = False  # True drops the second-order term of the outer gradient
     teacher_loss: bool = True
-    # Length unit of the pose MSE in the inner loss (1.0: metres, 0.1: decimetres). It sets the balance
+    # Length unit of the pose error in the inner loss (1.0: metres, 0.1: decimetres). It sets the balance
     # between the task loss and lambda x the distillation losses, which are unit-free.
-    pose_unit_m: float = 1.0
+    pose_unit_m: float = 0.1
+    warmup_steps: int = 100
 
 
 class _FromTokens(nn.Module):
@@ -73,16 +74,18 @@ class _FromTokens(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, tokens: dict[str, Tensor], present: Tensor, compute_losses: bool) -> MidasOutput:
-        return self.model.forward_from_tokens(tokens, present, compute_losses)
+    def forward(
+        self, tokens: dict[str, Tensor], present: Tensor, anchor: Tensor, compute_losses: bool
+    ) -> MidasOutput:
+        return self.model.forward_from_tokens(tokens, present, anchor, compute_losses)
 
 
 def training_loss(out: MidasOutput, joints: Tensor, settings: Stage2Settings) -> tuple[Tensor, Tensor]:
     """(total inner loss, task loss) of one batch."""
-    task = F.mse_loss(out.pose, joints)
+    task = pose_loss(out.pose, joints)
     if settings.teacher_loss and out.teacher_pose is not None:
-        task = task + F.mse_loss(out.teacher_pose, joints)
-    task = task / settings.pose_unit_m**2
+        task = task + pose_loss(out.teacher_pose, joints)
+    task = task / settings.pose_unit_m
     return task + settings.kd_lambda * out.aux_loss, task
 
 
@@ -98,6 +101,7 @@ def init_from_stage1(
         raise ValueError(f"stage-1 tensors without a place in {kind}: {missing[:5]}")
     model.load_state_dict(source, strict=False)
     model.pose_mean.copy_(stage1.pose_mean)
+    model.default_anchor.copy_(stage1.default_anchor)
     return model
 
 
@@ -127,10 +131,9 @@ def validation_mpjpe(
     preds = []
     for start in range(0, len(rows), batch):
         index = torch.from_numpy(rows[start : start + batch])
-        out = model.forward_from_tokens(
-            cache.batch(index, device), present[start : start + batch].to(device), False
-        )
-        preds.append(out.pose.cpu().numpy())
+        subset = present[start : start + batch].to(device)
+        tokens, anchor = cache.batch(index, subset, device)
+        preds.append(model.forward_from_tokens(tokens, subset, anchor, False).pose.cpu().numpy())
     if not preds:
         return 0.0
     return mpjpe_mm(np.concatenate(preds), cache.joints[torch.from_numpy(rows)].numpy())
@@ -175,16 +178,19 @@ def train_stage2(
     wrapper = _FromTokens(model)
 
     def inner_loss_fn(params: dict[str, Tensor], batch: tuple) -> Tensor:
-        tokens, present, joints = batch
-        return training_loss(functional_call(wrapper, params, (tokens, present, True)), joints, settings)[0]
+        tokens, present, anchor, joints = batch
+        out = functional_call(wrapper, params, (tokens, present, anchor, True))
+        return training_loss(out, joints, settings)[0]
 
     def outer_loss_fn(params: dict[str, Tensor], batch: tuple) -> Tensor:
-        tokens, present, joints = batch
-        return F.mse_loss(functional_call(wrapper, params, (tokens, present, False)).pose, joints)
+        tokens, present, anchor, joints = batch
+        return pose_loss(functional_call(wrapper, params, (tokens, present, anchor, False)).pose, joints)
 
     # One fixed random subset per validation frame, the same for every epoch and model.
     val_present = random_present(cache.available[val_rows], torch.Generator().manual_seed(seed + 7))
 
+    steps_per_epoch = -(-len(train_rows) // settings.batch_size)
+    total_steps = settings.epochs * steps_per_epoch
     for epoch in range(start_epoch, settings.epochs):
         t0 = time.perf_counter()
         g = torch.Generator().manual_seed(
@@ -204,24 +210,25 @@ def train_stage2(
         for start in bar:
             index = torch.from_numpy(order[start : start + settings.batch_size])
             present = random_present(cache.available[index], g).to(device)
-            tokens = cache.batch(index, device)
+            tokens, anchor = cache.batch(index, present, device)
             joints = cache.joints[index].to(device)
+            factor = cosine_lr(epoch * steps_per_epoch + steps, total_steps, settings.warmup_steps)
+            for group in inner_opt.param_groups:
+                group["lr"] = settings.lr * factor
             if meta_learning and steps % settings.outer_every == 0:
                 if val_cursor + settings.batch_size > len(val_order):
                     val_cursor = 0
                 vindex = torch.from_numpy(val_order[val_cursor : val_cursor + settings.batch_size])
                 val_cursor += settings.batch_size
-                vbatch = (
-                    cache.batch(vindex, device),
-                    random_present(cache.available[vindex], g_val).to(device),
-                    cache.joints[vindex].to(device),
-                )
+                vpresent = random_present(cache.available[vindex], g_val).to(device)
+                vtokens, vanchor = cache.batch(vindex, vpresent, device)
+                vbatch = (vtokens, vpresent, vanchor, cache.joints[vindex].to(device))
                 result = outer_step(
                     wrapper,
                     WEIGHT_PARAM,
                     inner_loss_fn,
                     outer_loss_fn,
-                    (tokens, present, joints),
+                    (tokens, present, anchor, joints),
                     vbatch,
                     inner_opt,
                     optimizers["weights"],
@@ -230,7 +237,7 @@ def train_stage2(
                 sums["outer"] += result.outer_loss
                 outer_steps += 1
                 model.train()
-            out = model.forward_from_tokens(tokens, present, True)
+            out = model.forward_from_tokens(tokens, present, anchor, True)
             loss, task = training_loss(out, joints, settings)
             inner_opt.zero_grad(set_to_none=True)
             loss.backward()
