@@ -1,9 +1,10 @@
 """Per-modality encoders: person-frame input -> token features (B, C, L) with C = feature_dim.
 
 Depth and LiDAR take the person's points in the person frame (model/person_frame.py), so they see the
-body at a fixed place and scale. Each is about 0.1 GFLOP a frame at width 24, so that batch-1 CPU
-inference of all three modalities plus the diffusion refinement runs at 30 Hz on two cores, and training
-fits on a CPU. Each encoder has a static `num_tokens` (L), which the X-Fi style projection needs.
+body at a fixed place and scale. They are sized so that batch-1 CPU inference of all three modalities
+plus the diffusion refinement runs at 30 Hz on two cores (the shipped width 16: 0.29 GFLOP a frame in
+all, 41 Hz; docs/bench_inference.md), and training fits on a CPU. Each encoder has a static
+`num_tokens` (L), which the X-Fi style projection needs.
 """
 
 from __future__ import annotations
