@@ -1,11 +1,18 @@
-"""Replay evaluation (midas_replay) on the demo's simulated bag: fast mode's speed against real time,
-and live against fast mode on the same frames.
+"""Replay evaluation (midas_replay): fast mode's speed against real time, on the demo's simulated bag and
+on a bag of full-size driver streams, and live against fast mode on the same frames.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_replay.py [--bag out/demo/demo_bag] [--out DIR]
 
-Runs `midas_replay BAG --mode fast` and `--mode live --rate 1` (the real node graph, composed, with
-/clock), then compares the two on the ground-truth frames both scored with the same live subset.
-Prints a Markdown report (the machine, the real-time factor, MPJPE of each mode on the common frames).
+- The demo's bag (written by `midas_demo` or here when missing): 40 s of a held-out subject through the
+  held-out rig pool31 with dropouts; depth 848 x 480 16UC1, the OS1-64's forward sector (~27k points,
+  unorganised), CSI.
+- A full-size bag written here: the same subject and rig as the drivers publish them
+  (sim/drivers.py): depth 848 x 480, the OS1-64's whole organised scan (64 x 1024 = 65,536 points in
+  the Ouster driver's 48-byte point layout), CSI, all at 10 Hz, no dropouts.
+
+Each bag is replayed with `midas_replay --mode fast` (as a user runs it), the demo's bag also with
+`--mode live --rate 1` (the real node graph, composed, with /clock); the two are compared on the
+ground-truth frames both scored with the same live subset. Prints a Markdown report.
 """
 
 from __future__ import annotations
@@ -16,17 +23,89 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 from machine import cpu_model  # benchmarks/machine.py
+from tqdm import tqdm
+
+from midas_ros import MODALITIES
+from midas_ros.demo.cloud_layouts import driver_cloud
+from midas_ros.demo.scenario import (
+    BAG_CAMERA_INFO_TOPIC,
+    BAG_GROUND_TRUTH_TOPIC,
+    BAG_SENSOR_TOPICS,
+    BAG_TOPICS,
+    DEFAULT_RIG,
+    DEFAULT_START_S,
+    FRAME_IDS,
+    FRAME_PERIOD_NS,
+    SENSOR_OFFSETS_S,
+    camera_info_message,
+    ground_truth_message,
+    static_tf_cdr,
+)
+from midas_ros.interfaces import TF_STATIC_TOPIC
+from midas_ros.ros.bag_io import BagRecorder
+from midas_ros.ros.conversions import array_to_image, csi_to_pointcloud2
+from midas_ros.sim.drivers import DriverSimulator
+from midas_ros.sim.generate import simulate_sequence
+from midas_ros.sim.rigs import rig_by_name
+
+NS_PER_S = 1_000_000_000
+SUBJECT, ACTION = 40, 14  # held out of training, as in the demo
 
 
-def replay(bag: Path, out: Path, mode: str) -> tuple[dict, dict[int, tuple[str, float, float]]]:
-    """Run midas_replay; (summary.json, {gt stamp: (subset, MPJPE mm, PA-MPJPE mm)})."""
+def write_full_size_bag(path: Path, frames: int) -> None:
+    """`frames` 10 Hz frames of full-size driver messages (module docstring), with ground truth."""
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    rig = rig_by_name(DEFAULT_RIG)
+    sim = DriverSimulator(SUBJECT, ACTION, frames, seed=0, rig=rig)
+    csi = simulate_sequence(SUBJECT, ACTION, frames, 0)  # CSI does not depend on the rig
+    start_ns = DEFAULT_START_S * NS_PER_S
+    with BagRecorder(path, BAG_TOPICS) as recorder:
+        recorder.write(TF_STATIC_TOPIC, start_ns, static_tf_cdr(rig, start_ns))
+        for f in tqdm(range(frames), desc="full-size bag", unit="frame"):
+            frame_ns = start_ns + f * FRAME_PERIOD_NS
+            items = [(frame_ns, BAG_GROUND_TRUTH_TOPIC, ground_truth_message(sim.joints[f], frame_ns))]
+            for modality in MODALITIES:
+                stamp_ns = frame_ns + round(SENSOR_OFFSETS_S[modality] * NS_PER_S)
+                header = Header(frame_id=FRAME_IDS[modality])
+                header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, NS_PER_S)
+                if modality == "depth":
+                    items.append((stamp_ns, BAG_CAMERA_INFO_TOPIC, camera_info_message(rig, stamp_ns)))
+                    msg = array_to_image(sim.depth_frame(f), header)
+                elif modality == "lidar":
+                    msg = driver_cloud(sim.ouster_scan(f), "ouster", header=header)
+                else:
+                    msg = csi_to_pointcloud2(csi.csi_amplitude[f], csi.csi_phase[f], header)
+                items.append((stamp_ns, BAG_SENSOR_TOPICS[modality], msg))
+            for stamp_ns, topic, msg in sorted(items, key=lambda item: item[0]):
+                recorder.write(topic, max(stamp_ns, start_ns), serialize_message(msg))
+
+
+def replay(bag: Path, out: Path, mode: str) -> tuple[dict, dict[int, tuple[str, float, float]], float]:
+    """Run midas_replay; (summary.json, {gt stamp: (subset, MPJPE mm, PA-MPJPE mm)}, command wall s)."""
+    started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "midas_ros.replay", str(bag), "--out", str(out), "--mode", mode], check=True
+        [
+            sys.executable,
+            "-m",
+            "midas_ros.replay",
+            str(bag),
+            "--out",
+            str(out),
+            "--mode",
+            mode,
+            "--no-progress",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
+    wall_s = time.perf_counter() - started
     folder = out / bag.name
     frames = {}
     with (folder / "frames.csv").open() as f:
@@ -37,38 +116,65 @@ def replay(bag: Path, out: Path, mode: str) -> tuple[dict, dict[int, tuple[str, 
                     float(row["mpjpe_mm"]),
                     float(row["pa_mpjpe_mm"]),
                 )
-    return json.loads((folder / "summary.json").read_text()), frames
+    return json.loads((folder / "summary.json").read_text()), frames, wall_s
+
+
+def speed_line(name: str, summary: dict, command_s: float) -> str:
+    return (
+        f"| {name} | {summary['bag_duration_s']:.1f} | {summary['messages']} | {summary['skeletons']} | "
+        f"{summary['wall_s']:.2f} | {summary['realtime_factor']:.1f}x | {summary['start_s']:.1f} | "
+        f"{command_s:.1f} | {summary['bag_duration_s'] / command_s:.1f}x |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bag", type=Path, default=Path("out/demo/demo_bag"))
     parser.add_argument("--out", type=Path, default=Path("out/bench_replay"))
+    parser.add_argument("--full-size-frames", type=int, default=300, help="10 Hz frames of the full-size bag")
+    parser.add_argument("--no-live", action="store_true", help="skip the live run (40 s on the demo bag)")
     args = parser.parse_args()
-    fast, fast_frames = replay(args.bag, args.out / "fast", "fast")
-    live, live_frames = replay(args.bag, args.out / "live", "live")
+    if not args.bag.exists():
+        from midas_ros.demo.scenario import write_demo_bag
+
+        write_demo_bag(args.bag)
+    full_bag = args.out / f"full_size_{args.full_size_frames}"
+    if not full_bag.exists():
+        write_full_size_bag(full_bag, args.full_size_frames)
+    load = os.getloadavg()[0]
+    fast, fast_frames, fast_s = replay(args.bag, args.out / "fast", "fast")
+    full, _, full_s = replay(full_bag, args.out / "fast_full_size", "fast")
+    print("# Replay evaluation benchmark\n")
+    print(f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; load average before the runs {load:.2f}")
+    print(
+        "- replay: the loop over the bag's messages (preprocessing, synchronisation, model, skeleton "
+        "bag); start-up: model loading and the preprocessing processes; command: `midas_replay` as a user "
+        "runs it (Python start-up, scoring, table and timeline included)\n"
+    )
+    print(
+        "| bag | bag s | sensor messages | skeletons | replay s | replay real-time factor | start-up s | "
+        "command s | command real-time factor |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(speed_line(f"demo (`{args.bag}`)", fast, fast_s))
+    print(speed_line(f"full size ({args.full_size_frames} frames)", full, full_s))
+    if args.no_live:
+        return
+    live, live_frames, _ = replay(args.bag, args.out / "live", "live")
     common = [s for s in fast_frames if s in live_frames and fast_frames[s][0] == live_frames[s][0]]
     fast_mpjpe = float(np.mean([fast_frames[s][1] for s in common]))
     live_mpjpe = float(np.mean([live_frames[s][1] for s in common]))
     fast_pa = float(np.mean([fast_frames[s][2] for s in common]))
     live_pa = float(np.mean([live_frames[s][2] for s in common]))
-    print("# Replay evaluation benchmark\n")
-    print(f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; load average {os.getloadavg()[0]:.2f}")
-    print(f"- bag: `{args.bag}`, {fast['bag_duration_s']:.1f} s, {fast['messages']} sensor messages")
+    print(f"\n- live mode (rate 1) on the demo bag: {live['skeletons']} skeletons in {live['wall_s']:.1f} s")
     print(
-        f"- fast mode: {fast['skeletons']} skeletons in {fast['wall_s']:.1f} s "
-        f"(+{fast['start_s']:.1f} s start-up): {fast['realtime_factor']:.1f}x real time, "
-        f"{fast['skeletons_per_s']:.1f} skeletons/s"
-    )
-    print(f"- live mode (rate 1): {live['skeletons']} skeletons in {live['wall_s']:.1f} s")
-    print(
-        f"- frames scored by both with the same live subset: {len(common)} (fast scored {len(fast_frames)}, "
-        f"live {len(live_frames)})"
+        f"- ground-truth frames scored by both modes with the same live subset: {len(common)} "
+        f"(fast scored {len(fast_frames)}, live {len(live_frames)})"
     )
     print(
         f"- MPJPE on those frames: fast {fast_mpjpe:.1f} mm, live {live_mpjpe:.1f} mm "
         f"({100 * (live_mpjpe - fast_mpjpe) / fast_mpjpe:+.2f}%); "
-        f"PA-MPJPE fast {fast_pa:.1f}, live {live_pa:.1f}"
+        f"PA-MPJPE fast {fast_pa:.1f} mm, live {live_pa:.1f} mm"
     )
 
 

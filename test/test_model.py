@@ -287,6 +287,29 @@ def test_predictor_batch_one(tmp_path) -> None:
         predictor.predict({})
 
 
+@pytest.mark.parametrize("kind", ["midas", "base2"])
+def test_predict_batch_gives_each_frame_what_predict_gives_it(kind: str) -> None:
+    """Frames of mixed modality subsets, batched by subset in chunks of 2: each frame's joints and weights
+    are the ones a batch-1 `predict` gives it, in the order asked."""
+    torch.manual_seed(0)
+    predictor = PosePredictor(MODEL_FACTORIES[kind](), device="cpu")
+    inputs = make_inputs(7, seed=3)
+    subsets = [("depth", "lidar", "csi"), ("lidar",), ("depth", "csi"), ("lidar",), ("depth", "lidar", "csi")]
+    subsets += [("csi",), ("lidar",)]
+    samples = [{m: inputs[m][k].numpy() for m in subset} for k, subset in enumerate(subsets)]
+    batched = predictor.predict_batch(samples, max_batch=2)
+    assert len(batched) == len(samples)
+    for sample, prediction in zip(samples, batched, strict=True):
+        alone = predictor.predict(sample)
+        np.testing.assert_allclose(prediction.joints, alone.joints, atol=1e-5)
+        assert prediction.weights == pytest.approx(alone.weights, abs=1e-6)
+        assert {m for m, w in prediction.weights.items() if w > 0} <= set(sample)
+    # Frames differ, so a result put in another frame's place would show.
+    assert not np.allclose(batched[0].joints, batched[4].joints)
+    with pytest.raises(ValueError, match="shape"):
+        predictor.predict_batch([samples[0], {"depth": np.zeros((96, 128), np.float32)}])
+
+
 def test_matmul_convs_equal_torch_conv1d() -> None:
     x = torch.randn(3, 16, 10)
     conv1 = torch.nn.Conv1d(16, 8, 1)

@@ -285,7 +285,7 @@ def test_back_project_inverts_the_pinhole() -> None:
     pose = Pose(z=1.5, pitch=0.3, roll=0.02)
     image = _render(D435_K, pose).astype(np.float32)
     rows, cols = np.arange(0, 480, 7), np.arange(0, 848, 9)
-    points, pixels = back_project(image, D435_K, pose, rows, cols)
+    points, pixels = back_project(image, D435_K, pose, slice(0, None, 7), slice(0, None, 9))
     assert points.shape == (pixels.shape[0], 3) and pixels.shape[1] == 2
     assert np.isin(pixels[:, 0], rows).all() and np.isin(pixels[:, 1], cols).all()
     # every point lies on the scene: the floor (z = 0), the wall or a box

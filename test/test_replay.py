@@ -262,6 +262,53 @@ def test_sqlite3_bag_npz_ground_truth_with_a_transform_and_jobs_give_the_same_sc
             assert float(row[key]) == pytest.approx(float(expected[key]), abs=1e-3), (row, key)
 
 
+def _joints_of(skeleton_bag: Path) -> np.ndarray:
+    poses = [m.deserialize() for m in read_messages(skeleton_bag, [resolved_topic(POSES_TOPIC)])]
+    return np.array([[(p.position.x, p.position.y, p.position.z) for p in msg.poses] for msg in poses])
+
+
+def test_preprocessing_in_processes_of_their_own_gives_the_same_skeletons(
+    bags: dict[str, Path], checkpoint: Path, tmp_path: Path, one_torch_thread: None
+) -> None:
+    """Depth and LiDAR preprocessed in two spawned processes (what one bag on a multi-core machine
+    gets), then everything in the replaying process: the same skeleton stream, stamp for stamp."""
+    from midas_ros.replay.fast import run_fast
+
+    args = [str(bags["mcap"]), "--out", str(tmp_path), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    (plan,) = cli.prepare_plans(cli.build_arg_parser().parse_args([*args, *TOPIC_ARGS]))
+    runs = {w: run_fast(plan, tmp_path / f"workers_{w}", progress=False, workers=w) for w in (True, False)}
+    assert runs[True].accounting == runs[False].accounting and runs[True].skeletons == runs[False].skeletons
+    stamps = {
+        w: [
+            m.deserialize().header.stamp
+            for m in read_messages(tmp_path / f"workers_{w}", [resolved_topic(POSES_TOPIC)])
+        ]
+        for w in runs
+    }
+    assert stamps[True] == stamps[False] and len(stamps[True]) == runs[True].skeletons > 0
+    np.testing.assert_array_equal(
+        _joints_of(tmp_path / "workers_True"), _joints_of(tmp_path / "workers_False")
+    )
+
+
+def test_a_preprocessing_process_error_reaches_the_replay(
+    bags: dict[str, Path], checkpoint: Path, tmp_path: Path
+) -> None:
+    """The bag goes missing after planning: the depth process's error is raised in the replaying
+    process (not a hang, not a silent empty stream)."""
+    import shutil
+
+    from midas_ros.replay.arrivals import merged_arrivals
+
+    bag = tmp_path / "gone"
+    shutil.copytree(bags["mcap"], bag)
+    args = [str(bag), "--out", str(tmp_path / "out"), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    (plan,) = cli.prepare_plans(cli.build_arg_parser().parse_args([*args, *TOPIC_ARGS]))
+    shutil.rmtree(bag)
+    with pytest.raises(Exception, match="gone"), merged_arrivals(plan, in_process=False) as arrivals:
+        next(iter(arrivals))
+
+
 # -- errors -------------------------------------------------------------------------------------------------
 
 

@@ -27,19 +27,31 @@ DEPTH_VOXEL_M = 0.02
 
 
 def back_project(
-    metres: np.ndarray, intrinsics: CameraIntrinsics, pose: Pose, rows: np.ndarray, cols: np.ndarray
+    metres: np.ndarray,
+    intrinsics: CameraIntrinsics,
+    pose: Pose,
+    rows: slice = slice(None),
+    cols: slice = slice(None),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Base-frame points (N, 3) of the valid (> 0, finite) pixels of metres[rows][:, cols], and their
-    (row, col) indices (N, 2) in the full image. metres holds z-depth along the optical axis."""
+    """Base-frame points (N, 3) of the valid (> 0, finite) pixels of metres[rows, cols] (a window or a
+    strided grid of the image: a view, not a copy), and their (row, col) indices (N, 2) in the full
+    image. metres holds z-depth along the optical axis."""
     k = intrinsics
-    depth = metres[np.ix_(rows, cols)]
-    valid = depth > 0  # NaN compares False
-    r, c = np.nonzero(valid)
+    depth = metres[rows, cols]
+    r, c = np.nonzero(depth > 0)  # NaN compares False
     z = depth[r, c].astype(np.float64)
-    u, v = cols[c].astype(np.float64), rows[r].astype(np.float64)
-    # camera_link axes: forward = optical z, left = -optical x, up = -optical y
-    body = np.stack([z, -(u - k.cx) / k.fx * z, -(v - k.cy) / k.fy * z], axis=-1)
-    return pose.to_base(body), np.stack([rows[r], cols[c]], axis=-1)
+    row_index, col_index = np.arange(metres.shape[0])[rows], np.arange(metres.shape[1])[cols]
+    # A pixel's ray in camera_link axes (forward = optical z, left = -optical x, up = -optical y) is
+    # (1, -(u - cx) / fx, -(v - cy) / fy); in the base frame a column's part plus a row's part.
+    rotation = pose.rotation()
+    left = -(col_index - k.cx) / k.fx
+    up = -(row_index - k.cy) / k.fy
+    points = np.empty((z.size, 3))
+    for axis in range(3):
+        along_col = rotation[axis, 0] + rotation[axis, 1] * left
+        along_row = rotation[axis, 2] * up
+        points[:, axis] = z * (along_col[c] + along_row[r]) + pose.translation[axis]
+    return points, np.stack([row_index[r], col_index[c]], axis=-1)
 
 
 def fixed_count(points: np.ndarray, count: int) -> np.ndarray:
@@ -95,10 +107,7 @@ def preprocess_depth(
         raise PreprocessError("no_valid_pixels", "depth image has no valid pixel (all 0, NaN, Inf or <= 0)")
 
     step = max(1, round(min(intrinsics.fx, intrinsics.fy) * _CLUSTER_STEP_RAD))
-    height, width = metres.shape
-    coarse, pixels = back_project(
-        metres, intrinsics, camera_pose, np.arange(0, height, step), np.arange(0, width, step)
-    )
+    coarse, pixels = back_project(metres, intrinsics, camera_pose, slice(0, None, step), slice(0, None, step))
     near = track.near(stamp_s) if track is not None else None
     person = find_person(coarse, search, near)
 
@@ -106,9 +115,7 @@ def preprocess_depth(
     hit = pixels[person.contains(coarse)]
     r0, c0 = np.maximum(hit.min(axis=0) - step, 0)
     r1, c1 = hit.max(axis=0) + step + 1
-    points, _ = back_project(
-        metres, intrinsics, camera_pose, np.arange(r0, min(r1, height)), np.arange(c0, min(c1, width))
-    )
+    points, _ = back_project(metres, intrinsics, camera_pose, slice(r0, r1), slice(c0, c1))
     points = points[person.contains(points) & search.contains(points)]
     if points.shape[0] < MIN_PERSON_PIXELS:
         raise PreprocessError(

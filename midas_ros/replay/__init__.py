@@ -11,7 +11,8 @@ checkpoint's constant-pose reference.
 - ``--mode fast`` (fast.py): the adapters' samplers and the fusion node's policy and fusion step, the
   very classes the nodes run (ros/samples.py, ros/fusion.py) with the nodes' parameters, and the same
   model, in one plain Python loop, without DDS: the bag's log time stands in for each sample's arrival
-  time. As fast as the CPU allows; ``--jobs N`` runs several bags at once.
+  time. As fast as the CPU allows: sets are fused in batches, a lone bag's depth and LiDAR are
+  preprocessed in processes of their own (arrivals.py); ``--jobs N`` runs several bags at once.
 - ``--mode live`` (live.py): the bag is played with /clock at ``--rate`` through the real node graph
   (adapters + fusion node, composed in one process) and the skeleton stream is recorded
   (`record_live_run`; the demo runs its bag this way too).
@@ -23,6 +24,6 @@ timeline plot (timeline.py).
 
 Modules: bag.py (what a bag holds, topic checks), tf_static.py (sensor poses from /tf_static),
 ground_truth.py, settings.py (the nodes' parameters from config/*.yaml and --set), plan.py (one bag's
-replay resolved up front), skeleton_bag.py (the skeleton stream's topics, messages and reader),
-fast.py, live.py, scoring.py, timeline.py, cli.py (the command).
+replay resolved up front), arrivals.py (each sensor's samples), skeleton_bag.py (the skeleton
+stream's topics, messages and reader), fast.py, live.py, scoring.py, timeline.py, cli.py (the command).
 """

@@ -197,9 +197,16 @@ def prepare_plans(args: argparse.Namespace) -> list[Any]:
 
 
 def replay_bag(
-    plan: Any, *, mode: str, rate: float = 1.0, progress: bool = True, plot: bool = True
+    plan: Any,
+    *,
+    mode: str,
+    rate: float = 1.0,
+    progress: bool = True,
+    plot: bool = True,
+    workers: bool = False,
 ) -> BagResult:
-    """Run one bag, score it and write its outputs in plan.out_dir."""
+    """Run one bag, score it and write its outputs in plan.out_dir. workers: fast mode preprocesses
+    depth and LiDAR in processes of their own."""
     from midas_ros.evaluate.references import reference_from_checkpoint
     from midas_ros.replay.scoring import score_bag, subset_rows, write_frames_csv, write_tables
 
@@ -210,7 +217,7 @@ def replay_bag(
     if mode == "fast":
         from midas_ros.replay.fast import run_fast
 
-        stats = run_fast(plan, skeleton_bag, progress=progress)
+        stats = run_fast(plan, skeleton_bag, progress=progress, workers=workers)
     else:
         from midas_ros.replay.live import run_live
 
@@ -308,8 +315,13 @@ def run(args: argparse.Namespace) -> list[BagResult]:
         order = {plan.name: k for k, plan in enumerate(plans)}
         results.sort(key=lambda r: order[r.plan.name])
     else:
+        workers = (os.cpu_count() or 1) > 1  # one bag at a time: its preprocessing takes the other cores
         for plan in plans:
-            results.append(replay_bag(plan, mode=args.mode, rate=args.rate, progress=progress, plot=plot))
+            results.append(
+                replay_bag(
+                    plan, mode=args.mode, rate=args.rate, progress=progress, plot=plot, workers=workers
+                )
+            )
     for result in results:
         print(f"{result.plan.name}: {result.stats.summary()}")
         print(_accounting_line(result.stats))

@@ -1,28 +1,30 @@
 """Fast replay: the node graph's work in one plain Python loop, without DDS, as fast as the CPU allows.
 
-For each message of the bag, in log-time order:
+For each message of the bag, in log-time order (arrivals.py):
 - a CameraInfo updates the depth intrinsics; a sensor message becomes its sample with the class its
   adapter node uses (ros/samples.py: same parameters, conversion, preprocessing and PersonTrack), or is
-  rejected with the adapter's reason (counted with the adapters' InputAccounting);
+  rejected with the adapter's reason (counted with the adapters' InputAccounting); with
+  ``workers=True`` depth and LiDAR are preprocessed in processes of their own, on the other cores;
 - the sample goes to the fusion node's own FusionPolicy (ros/fusion.py: the synchroniser with the
   node's parameters, time jumps, withdrawals) with the bag's log time as its arrival time (design.md:
   an offline replay that passes log times as arrivals gets the live node's sets);
 - the fusion node's poll timer is emulated: ``poll`` at every ``poll_period_s`` tick of the bag's clock
   (ticks in a long silence past every timeout are skipped: nothing can change there), and at the end
   until the last open set has formed;
-- each set formed goes through the model (ros/fusion.py's `fuse`, as the node's worker) and the
-  skeleton's markers, PoseArray and fusion record are written to the skeleton bag, as the fusion node
-  publishes them; when the policy withdraws the skeleton (no sensor alive, time jumped back) the
-  markers' DELETEALL is written as the node publishes it.
+- each set formed goes through the model and the skeleton's markers, PoseArray and fusion record are
+  written to the skeleton bag, as the fusion node publishes them; when the policy withdraws the
+  skeleton (no sensor alive, time jumped back) the markers' DELETEALL is written as the node publishes
+  it. Sets wait for the model in batches of `BATCH_SETS` (ros/fusion.py's `fuse_many`: the skeletons
+  `fuse` gives one at a time, several times faster a frame on a CPU), then the batch's messages are
+  written in the order the node publishes them.
 
 What differs from live: adapters take no time (a sample arrives at its message's log time), no frame is
 dropped because a node was busy, and the node clock at publication is the set's formation time plus
-the measured inference time.
+its share of its batch's inference time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,16 +33,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from midas_ros.preprocess import PreprocessError
+from midas_ros.replay.arrivals import merged_arrivals
 from midas_ros.replay.bag import ReplayError
 from midas_ros.replay.plan import ReplayPlan
 from midas_ros.replay.skeleton_bag import SKELETON_BAG_TOPICS, skeleton_messages, withdraw_message
 from midas_ros.ros.accounting import InputAccounting
-from midas_ros.ros.bag_io import BagRecorder, read_messages
-from midas_ros.ros.conversions import ConversionError, stamp_to_ns
-from midas_ros.ros.fusion import FusionPolicy, FusionSettings, fuse, load_predictor
-from midas_ros.ros.parameters import ADAPTER_NODES
-from midas_ros.ros.samples import SAMPLERS, Sampler, fixed_pose
+from midas_ros.ros.bag_io import BagRecorder
+from midas_ros.ros.fusion import Fused, FusionPolicy, FusionSettings, fuse_many, load_predictor
 from midas_ros.sync import SampleSet, to_ns
 
 
@@ -85,54 +84,58 @@ def accounting_dict(accounting: InputAccounting) -> dict[str, Any]:
     }
 
 
-def make_samplers(plan: ReplayPlan) -> dict[str, Sampler]:
-    """modality -> its sampler (ros/samples.py, as its adapter node makes it), for the sensors the bag
-    holds, with the adapter's parameters and the plan's sensor pose."""
-    samplers: dict[str, Sampler] = {}
-    for modality in plan.inputs.sensor_topics:
-        pose = plan.poses.get(modality)
-        try:
-            samplers[modality] = SAMPLERS[modality](
-                plan.adapter_parameters(modality), fixed_pose(pose.pose) if pose else None
-            )
-        except ValueError as err:
-            raise ReplayError(f"{ADAPTER_NODES[modality]}: {err}") from err
-    if "depth" in samplers and plan.inputs.camera_info_topic:
-        samplers["depth"].camera_info_source = plan.inputs.camera_info_topic
-    return samplers
+# Sets fused at once. Past 8 a frame costs no less on the 2-core CPU; 32 amortises the rest.
+BATCH_SETS = 32
 
 
 class _SkeletonWriter:
     """What the fusion node publishes, written to the skeleton bag at the node clock's time: the fusion
-    node's FusionPolicy (ros/fusion.py) fed on the bag's clock, each set fused as it forms."""
+    node's FusionPolicy (ros/fusion.py) fed on the bag's clock. Sets and withdrawals queue in order;
+    `flush` fuses the queued sets in one batch and writes everything queued."""
 
     def __init__(self, settings: FusionSettings, predictor: Any, recorder: BagRecorder) -> None:
         self.settings, self.predictor, self.recorder = settings, predictor, recorder
-        self.policy = FusionPolicy(settings, on_set=self._fuse, on_withdraw=self._withdraw)
+        self.policy = FusionPolicy(settings, on_set=self._queue_set, on_withdraw=self._queue_withdraw)
         self.skeletons = 0
         self._log_ns = 0  # log times of the skeleton bag stay in order
+        self._queued: list[SampleSet | tuple[int, int]] = []  # sets, and withdrawals (stamp, now)
+        self._queued_sets = 0
 
-    def _write(self, topic: str, log_ns: int, rawdata: bytes) -> None:
+    def _queue_withdraw(self, stamp_ns: int, now_ns: int, reason: str | None) -> None:
+        self._queued.append((stamp_ns, now_ns))
+
+    def _queue_set(self, sample_set: SampleSet) -> None:
+        self.policy.showing()  # its skeleton goes out before anything that follows it (flush)
+        self._queued.append(sample_set)
+        self._queued_sets += 1
+        if self._queued_sets >= BATCH_SETS:
+            self.flush()
+
+    def flush(self) -> None:
+        fused = iter(fuse_many([e for e in self._queued if isinstance(e, SampleSet)], self.predictor))
+        for event in self._queued:
+            if isinstance(event, SampleSet):
+                self._publish(next(fused))
+            else:
+                self._write(*withdraw_message(self.settings.frame_id, event[0]), event[1])
+        self._queued.clear()
+        self._queued_sets = 0
+
+    def _write(self, topic: str, rawdata: bytes, log_ns: int) -> None:
         self._log_ns = max(self._log_ns, log_ns)
         self.recorder.write(topic, self._log_ns, rawdata)
 
-    def _withdraw(self, stamp_ns: int, now_ns: int, reason: str | None) -> None:
-        topic, rawdata = withdraw_message(self.settings.frame_id, stamp_ns)
-        self._write(topic, now_ns, rawdata)
-
-    def _fuse(self, sample_set: SampleSet) -> None:
-        fused = fuse(sample_set, self.predictor)
+    def _publish(self, fused: Fused) -> None:
         # The node clock at publication: the set's formation plus the inference (adapters take no time).
-        publish_ns = sample_set.formed_ns + round(fused.inference_ms * 1e6)
+        publish_ns = fused.sample_set.formed_ns + round(fused.inference_ms * 1e6)
         messages = skeleton_messages(
             fused,
             fused.record(publish_ns),
             frame_id=self.settings.frame_id,
             lifetime_s=self.settings.marker_lifetime_s,
         )
-        self.policy.showing()
         for topic, rawdata in messages.items():
-            self._write(topic, publish_ns, rawdata)
+            self._write(topic, rawdata, publish_ns)
         self.skeletons += 1
 
 
@@ -165,57 +168,58 @@ class _PollClock:
 
 
 def run_fast(
-    plan: ReplayPlan, skeleton_bag: Path, *, progress: bool = True, predictor: Any = None
+    plan: ReplayPlan,
+    skeleton_bag: Path,
+    *,
+    progress: bool = True,
+    predictor: Any = None,
+    workers: bool = False,
 ) -> RunStats:
     """Replay `plan`'s bag (module docstring) and write the skeleton stream to `skeleton_bag` (MCAP,
-    must not exist). predictor: a loaded PosePredictor (default: the plan's checkpoint)."""
+    must not exist). predictor: a loaded PosePredictor (default: the plan's checkpoint). workers:
+    preprocess depth and LiDAR in processes of their own (same output; for a machine with cores to
+    spare: not inside a pool of replays)."""
     started = time.perf_counter()
     settings = plan.fusion_settings
-    if predictor is None:
-        try:
-            predictor = load_predictor(plan.checkpoint, plan.device, settings.torch_threads)
-        except (OSError, RuntimeError, ValueError) as err:  # a file of another model version, ...
-            raise ReplayError(f"cannot load the checkpoint {plan.checkpoint}: {err}") from err
-    samplers = make_samplers(plan)
-    accounting = {m: InputAccounting() for m in samplers}
-    rejections: list[tuple[str, int, str]] = []
     inputs = plan.inputs
+    accounting = {m: InputAccounting() for m in inputs.sensor_topics}
+    rejections: list[tuple[str, int, str]] = []
     total = sum(inputs.counts.get(t, 0) for t in inputs.replayed_topics)
     quiet_ns = to_ns(
         settings.max_latency_s + max(c.timeout_s + c.tolerance_s for c in settings.configs.values())
     ) + 2 * to_ns(settings.poll_period_s)
     messages = 0
-    with BagRecorder(skeleton_bag, SKELETON_BAG_TOPICS) as recorder:
-        writer = _SkeletonWriter(settings, predictor, recorder)
-        clock = _PollClock(to_ns(settings.poll_period_s), quiet_ns, writer.policy.poll)
-        start_s = time.perf_counter() - started
-        loop_start = time.perf_counter()
-        with tqdm(total=total, desc=plan.name, unit="msg", disable=not progress, leave=False) as bar:
-            for message in read_messages(inputs.path, inputs.replayed_topics):
-                arrival_ns = message.timestamp_ns
-                clock.advance(arrival_ns)
-                msg = message.deserialize()
-                messages += 1
-                bar.update()
-                modality = inputs.modality_of(message.topic)
-                if modality is None:  # the camera info
-                    if "depth" in samplers:
-                        with contextlib.suppress(ConversionError):  # ignored, as the node does
-                            samplers["depth"].on_camera_info(msg)
-                    continue
-                accounting[modality].received()
-                stamp_ns = stamp_to_ns(msg.header.stamp)
-                try:
-                    sample = samplers[modality].sample(msg)
-                except (ConversionError, PreprocessError) as err:
-                    accounting[modality].rejected(err.reason)
-                    rejections.append((modality, stamp_ns, err.reason))
-                    continue
-                accounting[modality].processed()
-                clock.arrival(arrival_ns)
-                writer.policy.add(modality, stamp_ns, sample, arrival_ns)
-            clock.flush()
-        wall_s = time.perf_counter() - loop_start
+    # The preprocessing processes start first: they load while the model does.
+    with merged_arrivals(plan, in_process=not workers) as arrivals:
+        if predictor is None:
+            try:
+                predictor = load_predictor(plan.checkpoint, plan.device, settings.torch_threads)
+            except (OSError, RuntimeError, ValueError) as err:  # a file of another model version, ...
+                raise ReplayError(f"cannot load the checkpoint {plan.checkpoint}: {err}") from err
+        with BagRecorder(skeleton_bag, SKELETON_BAG_TOPICS) as recorder:
+            writer = _SkeletonWriter(settings, predictor, recorder)
+            clock = _PollClock(to_ns(settings.poll_period_s), quiet_ns, writer.policy.poll)
+            start_s = time.perf_counter() - started
+            loop_start = time.perf_counter()
+            with tqdm(total=total, desc=plan.name, unit="msg", disable=not progress, leave=False) as bar:
+                for arrival in arrivals:
+                    clock.advance(arrival.log_ns)
+                    messages += 1
+                    bar.update()
+                    modality = arrival.modality
+                    if modality is None:  # the camera info (its sampler took it)
+                        continue
+                    accounting[modality].received()
+                    if arrival.sample is None:
+                        accounting[modality].rejected(arrival.reason)
+                        rejections.append((modality, arrival.stamp_ns, arrival.reason))
+                        continue
+                    accounting[modality].processed()
+                    clock.arrival(arrival.log_ns)
+                    writer.policy.add(modality, arrival.stamp_ns, arrival.sample, arrival.log_ns)
+                clock.flush()
+                writer.flush()
+            wall_s = time.perf_counter() - loop_start
     return RunStats(
         mode="fast",
         wall_s=wall_s,
