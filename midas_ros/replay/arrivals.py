@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import heapq
 import queue
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
@@ -29,11 +31,11 @@ from midas_ros.ros.conversions import ConversionError, stamp_to_ns
 from midas_ros.ros.parameters import ADAPTER_NODES
 from midas_ros.ros.samples import SAMPLERS, Sampler, fixed_pose
 
-# Arrivals a process sends at once, and batches it may have waiting (bounds the memory a fast
-# preprocessing process can run ahead with: a few MB).
+# Arrivals a preprocessing process sends at once (about 1 MB of depth samples), and chunks it may have
+# made ahead of the replay (it keeps working while the replay runs the model on a batch; its memory
+# stays bounded).
 _CHUNK = 16
-_QUEUED_CHUNKS = 8
-_POLL_S = 1.0  # how often a reader waiting for a process checks that it still runs
+_CHUNKS_AHEAD = 8
 
 
 @dataclass(frozen=True)
@@ -85,48 +87,61 @@ def sensor_arrivals(plan: ReplayPlan, modality: str) -> Iterator[Arrival]:
 
 
 def _produce(plan: ReplayPlan, modality: str, out: Any) -> None:
-    """A preprocessing process: send the sensor's arrivals in chunks, then None (or the error)."""
+    """A preprocessing process: send the sensor's arrivals in chunks, then None (or the error). A thread
+    sends, so that making the next chunks does not wait for the replay to take this one."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the replaying process's: it stops us
+    ready: queue.Queue[Any] = queue.Queue(maxsize=_CHUNKS_AHEAD)
+    sender = threading.Thread(target=lambda: _send_until_none(ready, out), daemon=True)
+    sender.start()
     try:
         chunk: list[Arrival] = []
         for arrival in sensor_arrivals(plan, modality):
             chunk.append(arrival)
             if len(chunk) == _CHUNK:
-                out.put(chunk)
+                ready.put(chunk)
                 chunk = []
-        out.put(chunk)
-        out.put(None)
+        ready.put(chunk)
+        ready.put(None)
     except Exception as err:  # handed to the replaying process, which raises it
-        out.put(err)
+        ready.put(err)
+        ready.put(None)
+    sender.join()
+
+
+def _send_until_none(ready: queue.Queue[Any], out: Any) -> None:
+    while True:
+        item = ready.get()
+        if item is None:
+            out.send(None)
+            return
+        out.send(item)
 
 
 class _ProcessArrivals:
     """`sensor_arrivals` computed in a process of its own, started at once (spawned: torch and threads
-    do not survive a fork); `close` stops it."""
+    do not survive a fork), sent through a pipe; `close` stops it."""
 
     def __init__(self, plan: ReplayPlan, modality: str) -> None:
         context = get_context("spawn")
         self.modality = modality
-        self._channel = context.Queue(maxsize=_QUEUED_CHUNKS)
+        self._results, sender = context.Pipe(duplex=False)
         plan = replace(plan, ground_truth=None)  # the process needs none of it: less to send
         self._process = context.Process(
-            target=_produce,
-            args=(plan, modality, self._channel),
-            name=f"midas_replay {modality}",
-            daemon=True,
+            target=_produce, args=(plan, modality, sender), name=f"midas_replay {modality}", daemon=True
         )
         self._process.start()
+        sender.close()  # the process holds the only sending end: its end (or death) is end of file here
 
     def __iter__(self) -> Iterator[Arrival]:
         while True:
             try:
-                item = self._channel.get(timeout=_POLL_S)
-            except queue.Empty:
-                if not self._process.is_alive():
-                    raise ReplayError(
-                        f"the {self.modality} preprocessing process ended without its results "
-                        f"(exit code {self._process.exitcode})"
-                    ) from None
-                continue
+                item = self._results.recv()
+            except EOFError:
+                self._process.join()
+                raise ReplayError(
+                    f"the {self.modality} preprocessing process ended without its results "
+                    f"(exit code {self._process.exitcode})"
+                ) from None
             if item is None:
                 return
             if isinstance(item, Exception):
@@ -137,7 +152,7 @@ class _ProcessArrivals:
         if self._process.is_alive():
             self._process.terminate()
         self._process.join()
-        self._channel.close()
+        self._results.close()
 
 
 @contextlib.contextmanager
