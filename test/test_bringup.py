@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -15,28 +14,10 @@ from conftest import REPO_ROOT  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from test_shutdown import write_string_bag  # noqa: E402
 
-from midas_ros.ros.bringup import CONFIG_FILES, build_nodes  # noqa: E402
+from midas_ros.replay.settings import node_parameters  # noqa: E402
+from midas_ros.ros.bringup import build_nodes  # noqa: E402
 
 pytestmark = pytest.mark.ros
-
-
-def yaml_parameters(folder: Path, node_name: str) -> dict[str, Any]:
-    """{dotted name: value} of `node_name`'s sections in the parameter files of `folder`."""
-
-    def flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in values.items():
-            out.update(
-                flat(value, f"{prefix}{key}.") if isinstance(value, Mapping) else {prefix + key: value}
-            )
-        return out
-
-    found: dict[str, Any] = {}
-    for name in CONFIG_FILES:
-        document = yaml.safe_load((folder / name).read_text())
-        for section in ("/**", node_name):
-            found.update(flat(document.get(section, {}).get("ros__parameters", {})))
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +55,7 @@ def test_every_node_gets_the_values_of_the_config_files(built: Any, checkpoint: 
     assert set(nodes) == {"depth_adapter", "lidar_adapter", "csi_adapter", "fusion_node", "bag_player"}
     options = {"fusion_node": {"checkpoint", "device"}, "bag_player": {"bag"}}  # given above: they win
     for name, node in nodes.items():
-        expected = yaml_parameters(REPO_ROOT / "config", name)
+        expected = node_parameters(REPO_ROOT / "config")[name]  # what fast replay reads
         compared = set(expected) - options.get(name, set())
         assert compared, (name, expected)
         assert {key: node.get_parameter(key).value for key in compared} == {

@@ -9,10 +9,9 @@ cloud must have x, y, z), so a swapped topic is named before anything runs.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from rosbags.rosbag2 import Reader
 
 from midas_ros import MODALITIES
 from midas_ros.interfaces import (
@@ -21,7 +20,7 @@ from midas_ros.interfaces import (
     SENSOR_TOPICS,
     TF_STATIC_TOPIC,
 )
-from midas_ros.ros.bag_io import TYPESTORE, resolved_topic
+from midas_ros.ros.bag_io import bag_summary, read_messages, resolved_topic
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
@@ -114,10 +113,9 @@ def _pick(
 
 def first_message(path: Path, topic: str) -> object:
     """The first message of a topic, deserialised (rosbags)."""
-    with Reader(path) as reader:
-        connections = [c for c in reader.connections if c.topic == topic]
-        for connection, _, rawdata in reader.messages(connections=connections):
-            return TYPESTORE.deserialize_cdr(rawdata, connection.msgtype)
+    with contextlib.closing(read_messages(path, [topic])) as messages:
+        for message in messages:
+            return message.deserialize()
     raise ReplayError(f"topic {topic} of {path} holds no message")
 
 
@@ -144,16 +142,10 @@ def inspect_bag(path: Path | str, request: TopicRequest, *, camera_info_fallback
     if not path.exists():
         raise ReplayError(f"bag {path} does not exist")
     try:
-        with Reader(path) as reader:
-            topics = {c.topic: c.msgtype for c in reader.connections}
-            counts: dict[str, int] = {}
-            for c in reader.connections:
-                counts[c.topic] = counts.get(c.topic, 0) + c.msgcount
-            start_ns, end_ns = int(reader.start_time), int(reader.end_time)
-    except ReplayError:
-        raise
+        summary = bag_summary(path)
     except Exception as err:  # rosbags raises its own errors for a folder that is no bag
         raise ReplayError(f"{path} is not a readable rosbag2 bag (MCAP or sqlite3): {err}") from err
+    topics, counts = summary.topics, summary.counts
     listing = describe_topics(topics, counts)
     notes: list[str] = []
     sensors: dict[str, str] = {}
@@ -196,7 +188,7 @@ def inspect_bag(path: Path | str, request: TopicRequest, *, camera_info_fallback
         camera_info_topic=camera_info,
         ground_truth_topic=ground_truth,
         frame_ids=frame_ids,
-        start_ns=start_ns,
-        end_ns=end_ns,
+        start_ns=summary.start_ns,
+        end_ns=summary.end_ns,
         notes=notes,
     )

@@ -20,8 +20,7 @@ import numpy as np
 
 from midas_ros.replay.bag import ReplayError
 from midas_ros.rig import Pose
-from midas_ros.ros.bag_io import read_messages
-from midas_ros.ros.conversions import stamp_to_ns
+from midas_ros.ros.bag_io import iter_pose_arrays
 from midas_ros.skeleton import NUM_JOINTS
 
 
@@ -51,16 +50,15 @@ def _finish(
 def from_topic(bag: Path | str, topic: str, pose: Pose | None = None) -> GroundTruth:
     """Ground truth from a PoseArray topic (ReplayError naming the first message of a wrong size)."""
     stamps, joints, frame_ids = [], [], set()
-    for k, message in enumerate(read_messages(bag, [topic])):
-        msg = message.deserialize()
-        if len(msg.poses) != NUM_JOINTS:
+    for k, (stamp_ns, frame_id, positions) in enumerate(iter_pose_arrays(bag, topic)):
+        if len(positions) != NUM_JOINTS:
             raise ReplayError(
-                f"ground truth topic {topic}: message {k} (stamp {stamp_to_ns(msg.header.stamp)} ns) holds "
-                f"{len(msg.poses)} poses; expected {NUM_JOINTS}, the joints in MM-Fi (Human3.6M) order"
+                f"ground truth topic {topic}: message {k} (stamp {stamp_ns} ns) holds {len(positions)} "
+                f"poses; expected {NUM_JOINTS}, the joints in MM-Fi (Human3.6M) order"
             )
-        stamps.append(stamp_to_ns(msg.header.stamp))
-        joints.append([[p.position.x, p.position.y, p.position.z] for p in msg.poses])
-        frame_ids.add(msg.header.frame_id)
+        stamps.append(stamp_ns)
+        joints.append(positions)
+        frame_ids.add(frame_id)
     if not stamps:
         raise ReplayError(f"ground truth topic {topic} holds no message")
     frame_id = frame_ids.pop() if len(frame_ids) == 1 else ",".join(sorted(frame_ids))

@@ -117,10 +117,29 @@ class BagMessage:
         return TYPESTORE.deserialize_cdr(self.rawdata, self.msgtype)
 
 
+@dataclass(frozen=True)
+class BagSummary:
+    """What a bag's index says: its topics, message counts and time span."""
+
+    topics: dict[str, str]  # topic -> msgtype
+    counts: dict[str, int]  # topic -> messages
+    start_ns: int
+    end_ns: int
+
+
+def bag_summary(path: Path | str) -> BagSummary:
+    """The topics, counts and time span of a bag (MCAP or sqlite3; rosbags' errors for anything else)."""
+    with Reader(path) as reader:
+        counts: dict[str, int] = {}
+        for c in reader.connections:
+            counts[c.topic] = counts.get(c.topic, 0) + c.msgcount
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        return BagSummary(topics, counts, int(reader.start_time), int(reader.end_time))
+
+
 def bag_topics(path: Path | str) -> dict[str, str]:
     """{topic: msgtype} of a bag."""
-    with Reader(path) as reader:
-        return {c.topic: c.msgtype for c in reader.connections}
+    return bag_summary(path).topics
 
 
 def bag_custom_data(path: Path | str) -> dict[str, str]:
@@ -138,13 +157,20 @@ def read_messages(path: Path | str, topics: Iterable[str] | None = None) -> Iter
             yield BagMessage(conn.topic, conn.msgtype, timestamp, bytes(rawdata))
 
 
-def read_pose_arrays(path: Path | str, topic: str) -> tuple[np.ndarray, np.ndarray]:
-    """(header stamps ns (F,), positions (F, J, 3) float64) of a PoseArray topic, in log-time order."""
-    stamps, poses = [], []
+def iter_pose_arrays(path: Path | str, topic: str) -> Iterator[tuple[int, str, np.ndarray]]:
+    """(header stamp ns, frame_id, positions (J, 3) float64) of each PoseArray of a topic, in log-time
+    order."""
     for message in read_messages(path, [topic]):
         msg = message.deserialize()
-        stamps.append(stamp_to_ns(msg.header.stamp))
-        poses.append([[p.position.x, p.position.y, p.position.z] for p in msg.poses])
-    if not stamps:
+        positions = np.array(
+            [[p.position.x, p.position.y, p.position.z] for p in msg.poses], dtype=np.float64
+        )
+        yield stamp_to_ns(msg.header.stamp), msg.header.frame_id, positions.reshape(-1, 3)
+
+
+def read_pose_arrays(path: Path | str, topic: str) -> tuple[np.ndarray, np.ndarray]:
+    """(header stamps ns (F,), positions (F, J, 3) float64) of a PoseArray topic, in log-time order."""
+    arrays = list(iter_pose_arrays(path, topic))
+    if not arrays:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0, 3))
-    return np.asarray(stamps, dtype=np.int64), np.asarray(poses, dtype=np.float64)
+    return np.array([a[0] for a in arrays], dtype=np.int64), np.stack([a[2] for a in arrays])
