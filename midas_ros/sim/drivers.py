@@ -35,6 +35,7 @@ from midas_ros.sim.depth import DEPTH_BASELINE_M, DEPTH_MIN_M, DepthRenderer, ad
 from midas_ros.sim.generate import sequence_setup
 from midas_ros.sim.lidar import LIDAR_DROPOUT, LIDAR_RANGE_STD_M
 from midas_ros.sim.raycast import cast
+from midas_ros.sim.rigs import CAMERA_MODELS
 from midas_ros.sim.room import room_mesh, room_of
 from midas_ros.sim.sensors import FRAME_RATE_HZ
 
@@ -98,23 +99,15 @@ class StereoDepthCamera:
     camera pose. The image is aligned to the left imager, whose leftmost columns have no partner in the
     right imager within the disparity search range: that band is always 0 (invalid)."""
 
-    width: int = 848
-    height: int = 480
-    fx: float = 421.0
-    fy: float = 421.0
-    cx: float = 423.5
-    cy: float = 239.5
+    intrinsics: CameraIntrinsics = CAMERA_MODELS["D435 848x480"]
     baseline_m: float = DEPTH_BASELINE_M
     min_depth_m: float = DEPTH_MIN_M  # sets the disparity search range, hence the band's width
 
     @property
-    def intrinsics(self) -> CameraIntrinsics:
-        return CameraIntrinsics(self.width, self.height, self.fx, self.fy, self.cx, self.cy)
-
-    @property
     def invalid_band_px(self) -> int:
         """Width of the invalid band on the left edge: the largest disparity searched, fx * B / min z."""
-        return min(self.width, int(np.ceil(self.fx * self.baseline_m / self.min_depth_m)))
+        k = self.intrinsics
+        return min(k.width, int(np.ceil(k.fx * self.baseline_m / self.min_depth_m)))
 
 
 D435 = StereoDepthCamera()
@@ -328,7 +321,9 @@ class DriverSimulator:
         edges, speckle, out-of-range, and the invalid band on the left edge."""
         renderer = _depth_renderer(self.environment, camera.intrinsics, self._depth_pose)
         truth = renderer.render(*self._mesh(frame))
-        depth = add_depth_noise(truth, self._rng("depth", frame), fx=camera.fx, baseline_m=camera.baseline_m)
+        depth = add_depth_noise(
+            truth, self._rng("depth", frame), fx=camera.intrinsics.fx, baseline_m=camera.baseline_m
+        )
         depth[:, : camera.invalid_band_px] = 0
         return depth
 
