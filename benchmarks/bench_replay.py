@@ -24,27 +24,25 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from machine import cpu_model  # benchmarks/machine.py
+from sensor_msgs.msg import Image, PointCloud2
+from std_msgs.msg import Header
 from tqdm import tqdm
 
 from midas_ros import MODALITIES
 from midas_ros.demo.cloud_layouts import driver_cloud
 from midas_ros.demo.scenario import (
-    BAG_CAMERA_INFO_TOPIC,
-    BAG_GROUND_TRUTH_TOPIC,
-    BAG_SENSOR_TOPICS,
     BAG_TOPICS,
     DEFAULT_RIG,
     DEFAULT_START_S,
-    FRAME_IDS,
     FRAME_PERIOD_NS,
     SENSOR_OFFSETS_S,
-    camera_info_message,
-    ground_truth_message,
     static_tf_cdr,
+    write_frame,
 )
 from midas_ros.interfaces import TF_STATIC_TOPIC
 from midas_ros.ros.bag_io import BagRecorder
@@ -52,39 +50,33 @@ from midas_ros.ros.conversions import array_to_image, csi_to_pointcloud2
 from midas_ros.sim.drivers import DriverSimulator
 from midas_ros.sim.generate import simulate_sequence
 from midas_ros.sim.rigs import rig_by_name
+from midas_ros.sync import NS_PER_S
 
-NS_PER_S = 1_000_000_000
 SUBJECT, ACTION = 40, 14  # held out of training, as in the demo
 
 
 def write_full_size_bag(path: Path, frames: int) -> None:
     """`frames` 10 Hz frames of full-size driver messages (module docstring), with ground truth."""
-    from rclpy.serialization import serialize_message
-    from std_msgs.msg import Header
-
     rig = rig_by_name(DEFAULT_RIG)
     sim = DriverSimulator(SUBJECT, ACTION, frames, seed=0, rig=rig)
     csi = simulate_sequence(SUBJECT, ACTION, frames, 0)  # CSI does not depend on the rig
     start_ns = DEFAULT_START_S * NS_PER_S
+
+    def driver_message(frame: int, modality: str, header: Header) -> Image | PointCloud2:
+        if modality == "depth":
+            return array_to_image(sim.depth_frame(frame), header)
+        if modality == "lidar":
+            return driver_cloud(sim.ouster_scan(frame), "ouster", header=header)
+        return csi_to_pointcloud2(csi.csi_amplitude[frame], csi.csi_phase[frame], header)
+
     with BagRecorder(path, BAG_TOPICS) as recorder:
         recorder.write(TF_STATIC_TOPIC, start_ns, static_tf_cdr(rig, start_ns))
         for f in tqdm(range(frames), desc="full-size bag", unit="frame"):
             frame_ns = start_ns + f * FRAME_PERIOD_NS
-            items = [(frame_ns, BAG_GROUND_TRUTH_TOPIC, ground_truth_message(sim.joints[f], frame_ns))]
-            for modality in MODALITIES:
-                stamp_ns = frame_ns + round(SENSOR_OFFSETS_S[modality] * NS_PER_S)
-                header = Header(frame_id=FRAME_IDS[modality])
-                header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, NS_PER_S)
-                if modality == "depth":
-                    items.append((stamp_ns, BAG_CAMERA_INFO_TOPIC, camera_info_message(rig, stamp_ns)))
-                    msg = array_to_image(sim.depth_frame(f), header)
-                elif modality == "lidar":
-                    msg = driver_cloud(sim.ouster_scan(f), "ouster", header=header)
-                else:
-                    msg = csi_to_pointcloud2(csi.csi_amplitude[f], csi.csi_phase[f], header)
-                items.append((stamp_ns, BAG_SENSOR_TOPICS[modality], msg))
-            for stamp_ns, topic, msg in sorted(items, key=lambda item: item[0]):
-                recorder.write(topic, max(stamp_ns, start_ns), serialize_message(msg))
+            stamps_ns = {m: frame_ns + round(SENSOR_OFFSETS_S[m] * NS_PER_S) for m in MODALITIES}
+            write_frame(
+                recorder, rig, frame_ns, sim.joints[f], stamps_ns, partial(driver_message, f), start_ns
+            )
 
 
 def replay(bag: Path, out: Path, mode: str) -> tuple[dict, dict[int, tuple[str, float, float]], float]:

@@ -26,9 +26,10 @@ metadata (``read_demo_bag_info``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -163,9 +164,8 @@ def camera_info_message(rig: Rig, stamp_ns: int) -> CameraInfo:
     )
 
 
-def sensor_message(modality: str, seq: Any, frame: int, stamp_ns: int) -> Image | PointCloud2:
+def sensor_message(seq: Any, frame: int, modality: str, header: Header) -> Image | PointCloud2:
     """One simulated frame of a sensor as its driver publishes it (rclpy message)."""
-    header = _header(stamp_ns, FRAME_IDS[modality])
     if modality == "depth":
         return array_to_image(np.asarray(seq.depth_mm[frame], dtype=np.uint16), header)  # 16UC1 mm
     if modality == "lidar":
@@ -179,6 +179,30 @@ def sensor_message(modality: str, seq: Any, frame: int, stamp_ns: int) -> Image 
 def ground_truth_message(joints: np.ndarray, stamp_ns: int) -> PoseArray:
     """Ground-truth joints (17, 3), base frame, as the PoseArray the fusion node's output is scored on."""
     return pose_array(joints, frame_id=BASE_FRAME, stamp=_header(stamp_ns, BASE_FRAME).stamp)
+
+
+def write_frame(
+    recorder: BagRecorder,
+    rig: Rig,
+    frame_ns: int,
+    joints: np.ndarray,
+    stamps_ns: Mapping[str, int],
+    sensor: Callable[[str, Header], Image | PointCloud2],
+    start_ns: int,
+) -> None:
+    """One frame of a simulated bag: the ground truth stamped frame_ns, and each sensor of stamps_ns
+    (modality -> header stamp) as sensor(modality, header) builds it, the depth image with its
+    CameraInfo. Log time = header stamp, in time order, as a recorder on the sensor host would."""
+    items: list[tuple[int, str, Any]] = [
+        (frame_ns, BAG_GROUND_TRUTH_TOPIC, ground_truth_message(joints, frame_ns))
+    ]
+    for modality, stamp_ns in stamps_ns.items():
+        if modality == "depth":  # camera_info first: the image needs it
+            items.append((stamp_ns, BAG_CAMERA_INFO_TOPIC, camera_info_message(rig, stamp_ns)))
+        msg = sensor(modality, _header(stamp_ns, FRAME_IDS[modality]))
+        items.append((stamp_ns, BAG_SENSOR_TOPICS[modality], msg))
+    for stamp_ns, topic, msg in sorted(items, key=lambda item: item[0]):
+        recorder.write(topic, max(stamp_ns, start_ns), serialize_message(msg))
 
 
 def static_tf_cdr(rig: Rig, stamp_ns: int) -> bytes:
@@ -296,22 +320,24 @@ def write_demo_bag(
                         index = k * frames_per_action + f
                         t_s = index * FRAME_PERIOD_NS / NS_PER_S
                         frame_ns = start_ns + index * FRAME_PERIOD_NS
-                        items: list[tuple[int, str, Any]] = [
-                            (frame_ns, BAG_GROUND_TRUTH_TOPIC, ground_truth_message(seq.joints[f], frame_ns))
-                        ]
-                        for modality in MODALITIES:
-                            if not is_alive(schedule, modality, t_s):
-                                continue
-                            jitter = rng.uniform(-SENSOR_JITTER_S, SENSOR_JITTER_S)
-                            stamp_ns = frame_ns + round((SENSOR_OFFSETS_S[modality] + jitter) * NS_PER_S)
-                            if modality == "depth":  # camera_info first: the image needs it
-                                info_msg = camera_info_message(sensor_rig, stamp_ns)
-                                items.append((stamp_ns, BAG_CAMERA_INFO_TOPIC, info_msg))
-                            msg = sensor_message(modality, seq, f, stamp_ns)
-                            items.append((stamp_ns, BAG_SENSOR_TOPICS[modality], msg))
-                        # Log time = header stamp, in time order, as a recorder on the sensor host would.
-                        for stamp_ns, topic, msg in sorted(items, key=lambda item: item[0]):
-                            recorder.write(topic, max(stamp_ns, start_ns), serialize_message(msg))
+                        stamps_ns = {  # the sensors alive, not triggered together
+                            m: frame_ns
+                            + round(
+                                (SENSOR_OFFSETS_S[m] + rng.uniform(-SENSOR_JITTER_S, SENSOR_JITTER_S))
+                                * NS_PER_S
+                            )
+                            for m in MODALITIES
+                            if is_alive(schedule, m, t_s)
+                        }
+                        write_frame(
+                            recorder,
+                            sensor_rig,
+                            frame_ns,
+                            seq.joints[f],
+                            stamps_ns,
+                            functools.partial(sensor_message, seq, f),
+                            start_ns,
+                        )
                         progress.update()
             info = DemoBagInfo(
                 path=path,

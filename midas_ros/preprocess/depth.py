@@ -43,14 +43,14 @@ def back_project(
     row_index, col_index = np.arange(metres.shape[0])[rows], np.arange(metres.shape[1])[cols]
     # A pixel's ray in camera_link axes (forward = optical z, left = -optical x, up = -optical y) is
     # (1, -(u - cx) / fx, -(v - cy) / fy); in the base frame a column's part plus a row's part.
-    rotation = pose.rotation()
+    rotation, translation = pose.rotation(), pose.translation
     left = -(col_index - k.cx) / k.fx
     up = -(row_index - k.cy) / k.fy
     points = np.empty((z.size, 3))
     for axis in range(3):
         along_col = rotation[axis, 0] + rotation[axis, 1] * left
         along_row = rotation[axis, 2] * up
-        points[:, axis] = z * (along_col[c] + along_row[r]) + pose.translation[axis]
+        points[:, axis] = z * (along_col[c] + along_row[r]) + translation[axis]
     return points, np.stack([row_index[r], col_index[c]], axis=-1)
 
 

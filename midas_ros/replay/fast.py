@@ -99,7 +99,6 @@ class _SkeletonWriter:
         self.skeletons = 0
         self._log_ns = 0  # log times of the skeleton bag stay in order
         self._queued: list[SampleSet | tuple[int, int]] = []  # sets, and withdrawals (stamp, now)
-        self._queued_sets = 0
 
     def _queue_withdraw(self, stamp_ns: int, now_ns: int, reason: str | None) -> None:
         self._queued.append((stamp_ns, now_ns))
@@ -107,19 +106,20 @@ class _SkeletonWriter:
     def _queue_set(self, sample_set: SampleSet) -> None:
         self.policy.showing()  # its skeleton goes out before anything that follows it (flush)
         self._queued.append(sample_set)
-        self._queued_sets += 1
-        if self._queued_sets >= BATCH_SETS:
+        if len(self._sets()) >= BATCH_SETS:
             self.flush()
 
+    def _sets(self) -> list[SampleSet]:
+        return [e for e in self._queued if isinstance(e, SampleSet)]
+
     def flush(self) -> None:
-        fused = iter(fuse_many([e for e in self._queued if isinstance(e, SampleSet)], self.predictor))
+        fused = iter(fuse_many(self._sets(), self.predictor))
         for event in self._queued:
             if isinstance(event, SampleSet):
                 self._publish(next(fused))
             else:
                 self._write(*withdraw_message(self.settings.frame_id, event[0]), event[1])
         self._queued.clear()
-        self._queued_sets = 0
 
     def _write(self, topic: str, rawdata: bytes, log_ns: int) -> None:
         self._log_ns = max(self._log_ns, log_ns)
